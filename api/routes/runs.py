@@ -1,0 +1,56 @@
+"""Runs and their steps, as projected from the log."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from projections import queries
+from projections.views import DeadLetterView, RunPage, RunStatus, RunView
+
+router = APIRouter(tags=["runs"])
+
+IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+
+
+@router.get("/api/runs/{run_id}", response_model=RunView, responses={404: {"description": "no such run"}})
+async def get_run(run_id: IdPath, state: State, tenant: Tenant) -> RunView:
+    """A run's status and timings, and each step with attempts, duration and last error."""
+    run = await run_in_threadpool(queries.get_run, state.warehouse, tenant, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run '{run_id}' not found")
+    return run
+
+
+@router.get("/api/workflows/{workflow_id}/runs", response_model=RunPage)
+async def list_runs(
+    workflow_id: IdPath,
+    state: State,
+    tenant: Tenant,
+    run_status: Annotated[RunStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> RunPage:
+    """Runs of a workflow, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    if cursor:
+        try:
+            queries.decode_cursor(cursor)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid cursor") from exc
+    return await run_in_threadpool(
+        queries.list_workflow_runs,
+        state.warehouse, tenant, workflow_id,
+        status=run_status, limit=limit, cursor=cursor,
+    )  # fmt: skip
+
+
+@router.get("/api/dead-letters", response_model=list[DeadLetterView])
+async def dead_letters(
+    state: State, tenant: Tenant, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeadLetterView]:
+    """Records the projector refused, with the reason and `topic[partition]@offset`.
+
+    A tenant sees the ones attributable to it; an operator key (tenant `*`) sees all.
+    """
+    return await run_in_threadpool(queries.list_dead_letters, state.warehouse, tenant, limit)

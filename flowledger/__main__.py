@@ -1,0 +1,3 @@
+from flowledger.cli import main
+
+raise SystemExit(main())

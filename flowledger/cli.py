@@ -1,0 +1,154 @@
+"""The ``flowledger`` command line."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from flowledger.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flowledger", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the embedded stack in the foreground")
+    sub.add_parser("init", help="create topics and apply ClickHouse migrations, then exit")
+    sub.add_parser("serve", help="run the API (and, by default, the projector)")
+    sub.add_parser("worker", help="run a Faust worker")
+    sub.add_parser("projector", help="run the projector alone (for a ClickHouse server)")
+    produce = sub.add_parser("produce", help="validate a JSON Lines file of events and publish it")
+    produce.add_argument("file", type=Path)
+    produce.add_argument("--skip-invalid", action="store_true", help="publish the valid lines anyway")
+    replay = sub.add_parser("replay", help="rebuild every projection from the durable record")
+    replay.add_argument("--source", choices=("auto", "archive", "kafka"), default="auto")
+    schemas_cmd = sub.add_parser("schemas", help="the event contract")
+    schemas_sub = schemas_cmd.add_subparsers(dest="schemas_command", required=True)
+    export = schemas_sub.add_parser("export", help="write one JSON Schema file per record type")
+    export.add_argument("dir", type=Path)
+    bench = sub.add_parser("bench", help="benchmarks against an embedded stack of their own")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    ingest = bench_sub.add_parser("ingest", help="produce -> Kafka -> ClickHouse -> API")
+    ingest.add_argument("--events", type=int, default=200_000)
+    ingest.add_argument("--samples", type=int, default=200, help="runs probed for visibility")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    handler = COMMANDS[args.command]
+    return handler(args)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from flowledger.stack import up
+
+    return up(Settings())
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from flowledger.broker import ensure_topics
+    from projections.migrations import migrate
+    from projections.warehouse import Warehouse
+
+    settings = Settings()
+    created = asyncio.run(ensure_topics(settings.bootstrap))
+    applied = migrate(Warehouse(settings.warehouse_url))
+    print(f"topics created: {created or 'none'}; migrations applied: {applied or 'none'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.flowledger_api_host,
+        port=settings.python_api_port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.app import app
+
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    sys.argv = ["flowledger-worker", "worker", "--loglevel", "warn", "--without-web"]
+    app.main()
+    return 0
+
+
+def cmd_projector(args: argparse.Namespace) -> int:
+    import signal
+
+    from projections.migrations import migrate
+    from projections.projector import Projector
+    from projections.warehouse import Warehouse
+
+    settings = Settings()
+    warehouse = Warehouse(settings.warehouse_url)
+    migrate(warehouse)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await Projector(settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group).run(stopping)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from flowledger.produce import produce_file
+
+    return asyncio.run(produce_file(Settings().bootstrap, args.file, skip_invalid=args.skip_invalid))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from projections import replay
+    from projections.warehouse import Warehouse
+
+    settings = Settings()
+    warehouse = Warehouse(settings.warehouse_url)
+    source = args.source
+    if source == "auto":
+        holds = settings.kafka_bootstrap_servers and asyncio.run(replay.kafka_holds_whole_log(settings.bootstrap))
+        source = "kafka" if holds else "archive"
+    if source == "kafka":
+        count = asyncio.run(replay.replay_from_kafka(warehouse, settings.bootstrap))
+    else:
+        count = replay.replay_from_archive(warehouse)
+    print(f"replayed {count} records from {source}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    import orjson
+
+    from schemas.registry import json_schemas
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (args.dir / f"{name}.schema.json").write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2))
+    print(f"wrote {len(json_schemas())} schemas to {args.dir}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from flowledger.bench import bench_ingest
+
+    return bench_ingest(events=args.events, samples=args.samples)
+
+
+COMMANDS = {
+    "up": cmd_up, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
+    "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
+    "schemas": cmd_schemas, "bench": cmd_bench,
+}  # fmt: skip

@@ -1,0 +1,57 @@
+"""Runtime configuration, from the environment (one pydantic-settings object)."""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="Kafka to use; unset: `flowledger up` starts an embedded broker."
+    )
+    clickhouse_url: str | None = Field(
+        default=None, description="http(s)://... for a server; default chdb:///<data dir>/clickhouse."
+    )
+    flowledger_data_dir: Path = Path(".flowledger")
+    python_api_port: int = 5058
+    flowledger_api_host: str = "127.0.0.1"
+    flowledger_api_keys: str | None = Field(
+        default=None, description="key1=tenant-a,key2=tenant-b; tenant '*' is an operator key."
+    )
+    flowledger_projector: bool = Field(
+        default=True, description="Host the projector inside the API process."
+    )
+    flowledger_projector_group: str = "flowledger-projector"
+    flowledger_worker_heartbeat_s: float = 5.0
+
+    @property
+    def bootstrap(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set")
+        return self.kafka_bootstrap_servers
+
+    @cached_property
+    def warehouse_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.flowledger_data_dir / 'clickhouse').resolve()}"
+
+    @cached_property
+    def api_keys(self) -> dict[str, str]:
+        """API key -> tenant id."""
+        return parse_api_keys(self.flowledger_api_keys or "")
+
+
+def parse_api_keys(spec: str) -> dict[str, str]:
+    """Parse ``key1=tenant-a,key2=tenant-b``; raises ValueError on a malformed entry."""
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, tenant = entry.partition("=")
+        if not sep or not key.strip() or not tenant.strip():
+            raise ValueError(f"FLOWLEDGER_API_KEYS entry {entry.split('=')[0][:4]}... is not key=tenant")
+        keys[key.strip()] = tenant.strip()
+    return keys

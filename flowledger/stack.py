@@ -1,0 +1,121 @@
+"""``flowledger up``: the embedded stack in the foreground.
+
+Starts, in order: the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set),
+topics, the API process (which runs the ClickHouse migrations and hosts the
+projector, because it owns the embedded ClickHouse path), and the Faust
+worker. Ctrl-C or SIGTERM stops them in reverse order. Children run in their
+own sessions (so a terminal's Ctrl-C reaches only this supervisor, which
+stops them in order) and carry a parent-death signal (so even a SIGKILL of
+the supervisor leaves none behind).
+"""
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from flowledger.broker import EmbeddedBroker, ensure_topics, port_is_free
+from flowledger.procs import child_env, child_preexec, flowledger_command, terminate
+from flowledger.settings import Settings
+
+DEFAULT_BROKER_PORT = 9092
+"""Tried first (FLOWLEDGER_BROKER_PORT overrides; 0 = any free port); a free port if taken."""
+
+
+def dev_api_key(data_dir: Path) -> str:
+    """The development key, made once per data dir and kept (mode 0600) for restarts."""
+    path = data_dir / "dev-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = "fl_dev_" + secrets.token_urlsafe(24)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(proc.args[2:4])} exited with code {proc.returncode}")  # type: ignore[index]
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def up(settings: Settings, *, with_worker: bool = True) -> int:
+    data_dir = settings.flowledger_data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stopping = {"signal": None}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping["signal"] = signum  # type: ignore[assignment]
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    broker = None
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        bootstrap = settings.kafka_bootstrap_servers
+        if not bootstrap:
+            wanted = int(os.environ.get("FLOWLEDGER_BROKER_PORT", DEFAULT_BROKER_PORT))
+            port = wanted if wanted and port_is_free(wanted) else None
+            broker = EmbeddedBroker(port).start()
+            bootstrap = broker.bootstrap
+        asyncio.run(ensure_topics(bootstrap))
+
+        keys = settings.flowledger_api_keys
+        printed_key = None
+        if not keys:
+            printed_key = dev_api_key(data_dir)
+            keys = f"{printed_key}=default"
+        env = child_env(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            FLOWLEDGER_API_KEYS=keys,
+            CLICKHOUSE_URL=settings.warehouse_url,
+            FLOWLEDGER_DATA_DIR=str(data_dir),
+            PYTHON_API_PORT=str(settings.python_api_port),
+        )
+        spawn = {"stdin": subprocess.DEVNULL, "env": env, "start_new_session": True,
+                 "preexec_fn": child_preexec}  # fmt: skip
+        children.append(subprocess.Popen(flowledger_command("serve"), **spawn))  # type: ignore[call-overload]
+        base = f"http://{settings.flowledger_api_host}:{settings.python_api_port}"
+        wait_http(f"{base}/healthz", 60, children)
+        if with_worker:
+            children.append(subprocess.Popen(flowledger_command("worker"), **spawn))  # type: ignore[call-overload]
+
+        print(f"Flowledger is up.\n  API:      {base}  (OpenAPI: {base}/docs)")
+        print(f"  Kafka:    {bootstrap}{'  (embedded, in memory)' if broker else ''}")
+        print(f"  ClickHouse: {settings.warehouse_url}")
+        if printed_key:
+            print(f"  API key:  {printed_key}   (tenant 'default')")
+            print(f"  try:      curl -H 'Authorization: Bearer {printed_key}' {base}/api/workflows/monitoring/status")
+        print("Ctrl-C stops everything.", flush=True)
+
+        while stopping["signal"] is None:
+            for proc in children:
+                if proc.poll() is not None:
+                    print(f"{' '.join(proc.args[2:3])} exited ({proc.returncode}); stopping", file=sys.stderr)  # type: ignore[index]
+                    return 1
+            time.sleep(0.3)
+        return 0
+    except RuntimeError as exc:
+        print(f"flowledger up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for proc in reversed(children):
+            terminate(proc)
+        if broker:
+            broker.stop()
+        print(f"stopped ({os.getpid()}).", flush=True)

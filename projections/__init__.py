@@ -1,0 +1,1 @@
+"""ClickHouse projections of the event log: DDL, the projector, typed queries."""

@@ -1,0 +1,181 @@
+"""The projector: Kafka topics -> ClickHouse tables, at-least-once, idempotent.
+
+Input topics: every topic in ``schemas.topics.PROJECTED_TOPICS`` plus
+``dead-letters``. Output: the ``events`` archive, ``runs``, ``steps`` and
+``dead_letters`` tables; bad records are published to ``dead-letters``.
+
+Delivery: offsets are committed only after the batch's inserts succeeded (and
+its dead letters were acknowledged by the broker). A crash replays at most the
+uncommitted batch; the tables absorb the duplicates (ReplacingMergeTree keys
+plus idempotent read-time folds), so nothing is lost or double-counted.
+
+It is a plain aiokafka loop rather than a Faust agent: the per-message cost
+of Faust would cap it far below the ingest rate. It assigns itself every
+partition (one projector owns an embedded ClickHouse), which also avoids
+consumer-group rebalance stalls on restart; committed offsets still live in
+the broker under ``group_id``.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from projections.rows import ProjectionBatch
+from projections.slicing import LogRecord, SliceResult, project_slice
+from projections.warehouse import Warehouse
+from schemas import topics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "flowledger-projector"
+
+
+@dataclass
+class PartitionProgress:
+    position: int = 0
+    """Next offset to project (= committed offset)."""
+    highwater: int | None = None
+    """End of the partition as last reported by a fetch."""
+    last_record_at: float | None = None
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.highwater is None else max(self.highwater - self.position, 0)
+
+
+@dataclass
+class ProjectorStats:
+    started_at: float = field(default_factory=time.time)
+    batches: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    last_batch_records: int = 0
+    last_flush_ms: float = 0.0
+    last_error: str | None = None
+    last_flush_at: float | None = None
+    partitions: dict[str, PartitionProgress] = field(default_factory=dict)
+
+
+class Projector:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        warehouse: Warehouse,
+        *,
+        group_id: str = DEFAULT_GROUP,
+        source_topics: tuple[str, ...] = (*topics.PROJECTED_TOPICS, topics.DEAD_LETTERS),
+        max_records: int = 20_000,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.warehouse = warehouse
+        self.group_id = group_id
+        self.source_topics = source_topics
+        self.max_records = max_records
+        self.stats = ProjectorStats()
+        self.ready = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=16 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, linger_ms=5)
+        await consumer.start()
+        await producer.start()
+        try:
+            await self._assign_all(consumer)
+            self.ready.set()
+            while not stopping.is_set():
+                fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if fetched:
+                    await self._handle(consumer, producer, fetched, stopping)
+                else:
+                    self._note_idle(consumer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _assign_all(self, consumer: AIOKafkaConsumer) -> None:
+        await consumer.topics()  # refreshes metadata
+        partitions = []
+        for topic in self.source_topics:
+            ids = consumer.partitions_for_topic(topic) or set()
+            if not ids:
+                log.warning("topic %s has no partitions yet; run `flowledger init`", topic)
+            partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(partitions)
+        for tp in partitions:
+            self.stats.partitions[f"{tp.topic}[{tp.partition}]"] = PartitionProgress(
+                position=await consumer.position(tp)
+            )
+
+    async def _handle(self, consumer, producer, fetched, stopping) -> None:  # type: ignore[no-untyped-def]
+        records = [
+            LogRecord(m.topic, m.partition, m.offset, m.value)
+            for messages in fetched.values()
+            for m in messages
+        ]
+        result = project_slice(records, now=datetime.now(UTC))
+        for letter in result.new_dead_letters:
+            log.warning("dead letter %s: %s", letter.source, letter.reason)
+            await producer.send_and_wait(topics.DEAD_LETTERS, letter.model_dump_json().encode())
+        await self._flush_until_done(result, stopping)
+        offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
+        await consumer.commit(offsets)
+        self._note_progress(consumer, fetched, result)
+
+    async def _flush_until_done(self, result: SliceResult, stopping: asyncio.Event) -> None:
+        """Insert the batch; on failure retry with capped backoff, never skip it."""
+        delay = 0.5
+        while True:
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(flush, self.warehouse, result.batch)
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("projector insert failed; retrying in %.1fs", delay)
+                if stopping.is_set():
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
+            self.stats.last_error = None
+            return
+
+    def _note_progress(self, consumer, fetched, result: SliceResult) -> None:  # type: ignore[no-untyped-def]
+        stats = self.stats
+        stats.batches += 1
+        stats.records += result.records
+        stats.dead_letters += len(result.new_dead_letters)
+        stats.last_batch_records = result.records
+        stats.last_flush_at = time.time()
+        for tp, msgs in fetched.items():
+            progress = stats.partitions.setdefault(f"{tp.topic}[{tp.partition}]", PartitionProgress())
+            progress.position = msgs[-1].offset + 1
+            progress.highwater = consumer.highwater(tp)
+            progress.last_record_at = time.time()
+
+
+    def _note_idle(self, consumer) -> None:  # type: ignore[no-untyped-def]
+        for tp in consumer.assignment():
+            progress = self.stats.partitions.get(f"{tp.topic}[{tp.partition}]")
+            highwater = consumer.highwater(tp)
+            if progress is not None and highwater is not None:
+                progress.highwater = highwater
+
+
+def flush(warehouse: Warehouse, batch: ProjectionBatch) -> None:
+    """Write one batch. The archive goes first so a partial failure never leaves
+    derived rows without their source event (the retry rewrites everything)."""
+    for table in batch.tables():
+        warehouse.insert_columns(table.table, table.columns, table.data)

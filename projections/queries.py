@@ -1,0 +1,201 @@
+"""Typed query functions: each SQL constant sits beside the one function that runs it.
+
+Every query takes server-side parameters (``{name:Type}``), never formatted
+SQL. Reads are idempotent under duplicate rows: per-run reads deduplicate
+with ``LIMIT 1 BY event_id``; list reads fold with min/max/argMax only.
+"""
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.views import DeadLetterView, RunPage, RunSummary, RunView, StepErrorView, StepView
+from projections.warehouse import Warehouse
+
+_RUN_FOLD = """
+    run_id,
+    any(workflow_id) AS wf,
+    argMax(status, (occurred_at, status_rank)) AS run_status,
+    coalesce(min(started_at), min(occurred_at)) AS started,
+    argMax(status_rank, (occurred_at, status_rank)) = 2 AS finished,
+    if(finished, max(ended_at), NULL) AS ended,
+    if(finished, coalesce(argMax(duration_ms, (occurred_at, status_rank)),
+                          toFloat64(dateDiff('millisecond', started, max(ended_at)))), NULL) AS duration,
+    max(definition_version) AS def_version,
+    argMax(error_message, (occurred_at, status_rank)) AS last_error_message
+"""
+
+SELECT_RUN = f"""
+SELECT {_RUN_FOLD}
+FROM runs
+WHERE tenant_id = {{tenant_id:String}} AND run_id = {{run_id:String}}
+GROUP BY run_id
+"""
+
+SELECT_RUN_STEPS = """
+SELECT
+    step_id,
+    argMax(service, (attempt, occurred_at)) AS service,
+    argMax(action, (attempt, occurred_at)) AS action,
+    argMax(status, (attempt, occurred_at, status_rank)) AS status,
+    max(attempt) AS attempts,
+    min(occurred_at) AS first_started_at,
+    max(occurred_at) AS last_event_at,
+    argMaxIf(duration_ms, (attempt, occurred_at), duration_ms IS NOT NULL) AS last_duration_ms,
+    sum(coalesce(duration_ms, 0)) AS total_duration_ms,
+    sum(coalesce(cost, 0)) AS cost,
+    argMaxIf(
+        (error_type, error_message, error_status_code, retry_after_s),
+        (attempt, occurred_at), error_type != ''
+    ) AS last_error
+FROM (
+    SELECT * FROM steps
+    WHERE tenant_id = {tenant_id:String} AND run_id = {run_id:String}
+    LIMIT 1 BY event_id
+)
+GROUP BY step_id
+ORDER BY first_started_at, step_id
+"""
+
+
+def get_run(wh: Warehouse, tenant_id: str, run_id: str) -> RunView | None:
+    params = {"tenant_id": tenant_id, "run_id": run_id}
+    rows = wh.query_dicts(SELECT_RUN, params)
+    if not rows:
+        return None
+    steps = [_step_view(r) for r in wh.query_dicts(SELECT_RUN_STEPS, params)]
+    return RunView(**_summary_fields(rows[0]), steps=steps)
+
+
+SELECT_WORKFLOW_RUNS = f"""
+SELECT * FROM (
+    SELECT {_RUN_FOLD}
+    FROM runs
+    WHERE tenant_id = {{tenant_id:String}} AND workflow_id = {{workflow_id:String}}
+    GROUP BY run_id
+)
+WHERE ({{status:String}} = '' OR run_status = {{status:String}})
+  AND (started, run_id) < ({{before_started:DateTime64(3, 'UTC')}}, {{before_run_id:String}})
+ORDER BY started DESC, run_id DESC
+LIMIT {{limit:UInt32}}
+"""
+
+_FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def list_workflow_runs(
+    wh: Warehouse,
+    tenant_id: str,
+    workflow_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> RunPage:
+    """Newest runs first; ``cursor`` continues after the last run of a page."""
+    before_started, before_run_id = decode_cursor(cursor) if cursor else (_FAR_FUTURE, "")
+    rows = wh.query_dicts(
+        SELECT_WORKFLOW_RUNS,
+        {
+            "tenant_id": tenant_id,
+            "workflow_id": workflow_id,
+            "status": status or "",
+            "before_started": before_started,
+            "before_run_id": before_run_id,
+            "limit": limit + 1,
+        },
+    )
+    runs = [RunSummary(**_summary_fields(r)) for r in rows[:limit]]
+    more = len(rows) > limit
+    return RunPage(runs=runs, next_cursor=encode_cursor(runs[-1]) if more and runs else None)
+
+
+def encode_cursor(run: RunSummary) -> str:
+    raw = orjson.dumps([run.started_at.isoformat(), run.run_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor this module did not make."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        started, run_id = orjson.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(started), str(run_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+COUNT_TENANT_EVENTS = """
+SELECT uniqExact(event_id) FROM events WHERE tenant_id = {tenant_id:String}
+"""
+
+
+def count_events(wh: Warehouse, tenant_id: str) -> int:
+    return int(wh.query(COUNT_TENANT_EVENTS, {"tenant_id": tenant_id})[0][0])
+
+
+SELECT_DEAD_LETTERS = """
+SELECT source, tenant_id, reason, raw_preview, dead_lettered_at
+FROM dead_letters FINAL
+WHERE ({tenant_id:String} = '*' OR tenant_id = {tenant_id:String})
+ORDER BY dead_lettered_at DESC, source DESC
+LIMIT {limit:UInt32}
+"""
+
+
+def list_dead_letters(wh: Warehouse, tenant_id: str, limit: int = 100) -> list[DeadLetterView]:
+    """Dead letters attributed to ``tenant_id``; ``'*'`` (operators) sees all."""
+    rows = wh.query_dicts(SELECT_DEAD_LETTERS, {"tenant_id": tenant_id, "limit": limit})
+    return [DeadLetterView(**{**r, "dead_lettered_at": _utc(r["dead_lettered_at"])}) for r in rows]
+
+
+SELECT_LAST_HEARTBEATS = """
+SELECT JSONExtractString(payload, 'worker') AS worker_id,
+       max(occurred_at) AS last_seen,
+       argMax(payload, occurred_at) AS last_payload
+FROM events
+WHERE tenant_id = 'system' AND workflow_id = 'all' AND type = 'WorkerHeartbeat'
+GROUP BY worker_id
+ORDER BY worker_id
+"""
+
+
+def last_heartbeats(wh: Warehouse) -> list[dict[str, Any]]:
+    rows = wh.query_dicts(SELECT_LAST_HEARTBEATS)
+    return [
+        {**orjson.loads(r["last_payload"]), "last_seen": _utc(r["last_seen"])}
+        for r in rows
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": row["run_id"],
+        "workflow_id": row["wf"],
+        "status": row["run_status"],
+        "started_at": _utc(row["started"]),
+        "ended_at": _utc(row["ended"]) if row["ended"] else None,
+        "duration_ms": row["duration"],
+        "definition_version": row["def_version"],
+        "error_message": row["last_error_message"] or None,
+    }
+
+
+def _step_view(row: dict[str, Any]) -> StepView:
+    err_type, err_message, err_status, retry_after = row.pop("last_error")
+    error = (
+        StepErrorView(type=err_type, message=err_message, status_code=err_status, retry_after_s=retry_after)
+        if err_type
+        else None
+    )
+    row["duration_ms"] = row.pop("last_duration_ms")
+    return StepView(
+        **{**row, "first_started_at": _utc(row["first_started_at"]), "last_event_at": _utc(row["last_event_at"])},
+        last_error=error,
+    )

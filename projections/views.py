@@ -1,0 +1,63 @@
+"""Typed results of the query functions (also the API's response models)."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class StepErrorView(View):
+    type: str
+    message: str
+    status_code: int | None = None
+    retry_after_s: float | None = None
+
+
+class StepView(View):
+    step_id: str
+    service: str
+    action: str
+    status: Literal["running", "succeeded", "failed"]
+    attempts: int
+    first_started_at: datetime
+    last_event_at: datetime
+    duration_ms: float | None
+    """Duration of the latest finished attempt."""
+    total_duration_ms: float
+    """Sum over every finished attempt."""
+    cost: float
+    last_error: StepErrorView | None
+
+
+class RunSummary(View):
+    run_id: str
+    workflow_id: str
+    status: RunStatus
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ms: float | None
+    definition_version: int | None
+    error_message: str | None
+
+
+class RunView(RunSummary):
+    steps: list[StepView]
+
+
+class RunPage(View):
+    runs: list[RunSummary]
+    next_cursor: str | None
+
+
+class DeadLetterView(View):
+    source: str
+    tenant_id: str
+    reason: str
+    raw_preview: str
+    dead_lettered_at: datetime

@@ -1,0 +1,114 @@
+"""What the monitoring agents derive: metric windows, anomalies, alerts, heartbeats.
+
+These records are produced by Flowledger's own workers. ``workflow_id`` is
+``"*"`` for records about a service or the whole tenant.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import ServiceId
+from schemas.envelope import Envelope, FrozenModel, Identifier, UtcDatetime
+
+Scope = Literal["tenant", "workflow", "step", "service"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class MetricWindowPayload(FrozenModel):
+    scope: Scope
+    key: str = Field(max_length=256, description="Scope key: workflow id, step id or service.")
+    service: ServiceId | None = None
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    count: int = Field(ge=0)
+    successes: int = Field(ge=0)
+    failures: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    cost_sum: float = 0.0
+    throughput_per_s: float = Field(ge=0)
+    late_events: int = Field(default=0, ge=0)
+
+
+class MetricWindowClosed(Envelope):
+    type: Literal["MetricWindowClosed"] = "MetricWindowClosed"
+    schema_version: Literal[1] = 1
+    payload: MetricWindowPayload
+
+
+class AnomalyPayload(FrozenModel):
+    series: str = Field(max_length=256, description="e.g. 'workflow:wf-1:latency_p95_ms'.")
+    value: float
+    score: float = Field(ge=0, le=1)
+    expected_low: float | None = None
+    expected_high: float | None = None
+    explanation: str = Field(max_length=1024)
+    window_start: UtcDatetime | None = None
+
+
+class AnomalyDetected(Envelope):
+    type: Literal["AnomalyDetected"] = "AnomalyDetected"
+    schema_version: Literal[1] = 1
+    payload: AnomalyPayload
+
+
+class AlertPayload(FrozenModel):
+    alert_id: str = Field(max_length=128, description="Stable id of (rule, labels).")
+    rule: str = Field(max_length=128)
+    severity: Severity
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    value: float | None = None
+    started_at: UtcDatetime | None = None
+
+
+class AlertFired(Envelope):
+    type: Literal["AlertFired"] = "AlertFired"
+    schema_version: Literal[1] = 1
+    payload: AlertPayload
+
+
+class AlertNotifiedPayload(AlertPayload):
+    channel: str = Field(max_length=128)
+    delivered: bool
+    attempt: int = Field(default=1, ge=1)
+    detail: str | None = Field(default=None, max_length=1024)
+
+
+class AlertNotified(Envelope):
+    type: Literal["AlertNotified"] = "AlertNotified"
+    schema_version: Literal[1] = 1
+    payload: AlertNotifiedPayload
+
+
+class AlertResolved(Envelope):
+    type: Literal["AlertResolved"] = "AlertResolved"
+    schema_version: Literal[1] = 1
+    payload: AlertPayload
+
+
+class WorkerHeartbeatPayload(FrozenModel):
+    worker: Identifier
+    agent_counts: dict[str, int] = Field(default_factory=dict)
+    events_per_s: float = Field(default=0.0, ge=0)
+    started_at: datetime | None = None
+
+
+class WorkerHeartbeat(Envelope):
+    type: Literal["WorkerHeartbeat"] = "WorkerHeartbeat"
+    schema_version: Literal[1] = 1
+    payload: WorkerHeartbeatPayload
+
+
+MONITORING_RECORDS = (
+    MetricWindowClosed,
+    AnomalyDetected,
+    AlertFired,
+    AlertNotified,
+    AlertResolved,
+    WorkerHeartbeat,
+)

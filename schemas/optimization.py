@@ -1,0 +1,34 @@
+"""Optimization results: recommendations computed from recorded history."""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.envelope import Envelope, FrozenModel
+
+Strategy = Literal["performance", "cost", "reliability", "hybrid"]
+
+
+class Recommendation(FrozenModel):
+    kind: str = Field(max_length=64, description="parallelize, cache, batch, retry, ...")
+    step_ids: tuple[str, ...] = ()
+    rationale: str = Field(max_length=2048)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    estimated_effect: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizationAnalyzedPayload(FrozenModel):
+    strategy: Strategy
+    definition_version: int | None = Field(default=None, ge=1)
+    recommendations: tuple[Recommendation, ...] = ()
+    optimized_definition: dict[str, Any] | None = None
+    prediction: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizationAnalyzed(Envelope):
+    type: Literal["OptimizationAnalyzed"] = "OptimizationAnalyzed"
+    schema_version: Literal[1] = 1
+    payload: OptimizationAnalyzedPayload
+
+
+OPTIMIZATION_RECORDS = (OptimizationAnalyzed,)

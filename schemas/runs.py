@@ -1,0 +1,113 @@
+"""Run lifecycle events: what producers (our executor or anyone else) report.
+
+A run is a fold over these events, keyed by ``run_id``:
+
+    RunStarted -> (StepStarted -> StepSucceeded | StepFailed)* ->
+    RunSucceeded | RunFailed | RunCancelled
+
+A retried step repeats ``StepStarted`` with ``attempt`` + 1.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import ActionName, SafeMapping, ServiceId, StepError
+from schemas.envelope import Envelope, FrozenModel, Identifier
+
+
+class RunStartedPayload(FrozenModel):
+    definition_version: int | None = Field(default=None, ge=1)
+    trigger_service: ServiceId | None = None
+    inputs: SafeMapping = Field(default_factory=dict)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class StepPayload(FrozenModel):
+    service: ServiceId
+    action: ActionName
+    attempt: int = Field(default=1, ge=1, description="1-based attempt number.")
+    credential_id: Identifier | None = Field(
+        default=None, description="Credential used, by id; the secret never travels."
+    )
+
+
+class StepSucceededPayload(StepPayload):
+    duration_ms: float = Field(ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    output: SafeMapping | None = None
+
+
+class StepFailedPayload(StepPayload):
+    duration_ms: float = Field(ge=0)
+    cost: float | None = Field(default=None, ge=0)
+    error: StepError
+
+
+class RunSucceededPayload(FrozenModel):
+    duration_ms: float | None = Field(default=None, ge=0)
+
+
+class RunFailedPayload(FrozenModel):
+    duration_ms: float | None = Field(default=None, ge=0)
+    failed_step_id: Identifier | None = None
+    error: StepError | None = None
+
+
+class RunCancelledPayload(FrozenModel):
+    reason: str | None = Field(default=None, max_length=1024)
+
+
+class RunStarted(Envelope):
+    type: Literal["RunStarted"] = "RunStarted"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: RunStartedPayload = Field(default_factory=RunStartedPayload)
+
+
+class StepStarted(Envelope):
+    type: Literal["StepStarted"] = "StepStarted"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: StepPayload
+
+
+class StepSucceeded(Envelope):
+    type: Literal["StepSucceeded"] = "StepSucceeded"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: StepSucceededPayload
+
+
+class StepFailed(Envelope):
+    type: Literal["StepFailed"] = "StepFailed"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: StepFailedPayload
+
+
+class RunSucceeded(Envelope):
+    type: Literal["RunSucceeded"] = "RunSucceeded"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: RunSucceededPayload = Field(default_factory=RunSucceededPayload)
+
+
+class RunFailed(Envelope):
+    type: Literal["RunFailed"] = "RunFailed"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: RunFailedPayload = Field(default_factory=RunFailedPayload)
+
+
+class RunCancelled(Envelope):
+    type: Literal["RunCancelled"] = "RunCancelled"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: RunCancelledPayload = Field(default_factory=RunCancelledPayload)
+
+
+RUN_EVENTS = (RunStarted, StepStarted, StepSucceeded, StepFailed, RunSucceeded, RunFailed, RunCancelled)

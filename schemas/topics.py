@@ -1,0 +1,37 @@
+"""Every Kafka topic Flowledger uses, in one place.
+
+Record values are UTF-8 JSON: either one envelope object, or a JSON array of
+envelopes that share the record's key (a batch; order within it is kept).
+Keys are the envelope's ``partition_key`` (run id, else workflow id), so the
+records of one run stay in order in one partition.
+"""
+
+from typing import Final
+
+WORKFLOW_EVENTS: Final = "workflow-events"
+"""Run lifecycle events from the executor and outside producers."""
+WORKFLOW_COMMANDS: Final = "workflow-commands"
+"""Definitions and commands: WorkflowDefined, StartRun, CancelRun, RetryRun ..."""
+METRIC_WINDOWS: Final = "metric-windows"
+ANOMALIES: Final = "anomalies"
+ALERTS: Final = "alerts"
+TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
+OPTIMIZATIONS: Final = "optimizations"
+WORKER_HEARTBEATS: Final = "worker-heartbeats"
+DEAD_LETTERS: Final = "dead-letters"
+"""Records that could not be decoded or validated, with reason and source offset."""
+
+PARTITIONS: Final[dict[str, int]] = {
+    WORKFLOW_EVENTS: 4,
+    WORKFLOW_COMMANDS: 4,
+    METRIC_WINDOWS: 2,
+    ANOMALIES: 1,
+    ALERTS: 1,
+    TROUBLESHOOTING_SESSIONS: 1,
+    OPTIMIZATIONS: 1,
+    WORKER_HEARTBEATS: 1,
+    DEAD_LETTERS: 1,
+}
+
+PROJECTED_TOPICS: Final = tuple(t for t in PARTITIONS if t != DEAD_LETTERS)
+"""Topics whose records the projector archives and projects."""

@@ -1,0 +1,128 @@
+"""Workflow definitions and the commands that drive runs.
+
+Commands are requests (imperative names); the executor answers each with
+events. A definition is versioned: every ``WorkflowDefined`` for a workflow
+carries the next ``version`` and the whole definition.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import ActionName, SafeMapping, ServiceId
+from schemas.envelope import Envelope, FrozenModel, Identifier
+
+
+class RetryPolicy(FrozenModel):
+    initial_interval_s: float = Field(default=1.0, gt=0)
+    backoff_coefficient: float = Field(default=2.0, ge=1)
+    maximum_interval_s: float = Field(default=100.0, gt=0)
+    maximum_attempts: int = Field(default=3, ge=1)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    non_retryable_error_types: tuple[str, ...] = ()
+
+
+class StepDefinition(FrozenModel):
+    id: Identifier
+    service: ServiceId
+    action: ActionName
+    params: SafeMapping = Field(default_factory=dict)
+    needs: tuple[Identifier, ...] = ()
+    when: str | None = Field(default=None, max_length=1024)
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    cache: bool = False
+    credential_id: Identifier | None = None
+
+
+class TriggerDefinition(FrozenModel):
+    service: ServiceId
+    event: ActionName
+    filter: str | None = Field(default=None, max_length=1024)
+
+
+class WorkflowDefinition(FrozenModel):
+    name: str = Field(min_length=1, max_length=256)
+    trigger: TriggerDefinition
+    steps: tuple[StepDefinition, ...] = Field(min_length=1)
+    description: str | None = Field(default=None, max_length=4096)
+
+
+class WorkflowDefinedPayload(FrozenModel):
+    version: int = Field(ge=1)
+    definition: WorkflowDefinition
+
+
+class WorkflowDefined(Envelope):
+    type: Literal["WorkflowDefined"] = "WorkflowDefined"
+    schema_version: Literal[1] = 1
+    payload: WorkflowDefinedPayload
+
+
+class StartRunPayload(FrozenModel):
+    definition_version: int | None = Field(default=None, ge=1)
+    trigger_payload: SafeMapping = Field(default_factory=dict)
+
+
+class ReasonPayload(FrozenModel):
+    reason: str | None = Field(default=None, max_length=1024)
+    requested_by: str | None = Field(default=None, max_length=128)
+
+
+class StartRun(Envelope):
+    type: Literal["StartRun"] = "StartRun"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: StartRunPayload = Field(default_factory=StartRunPayload)
+
+
+class CancelRun(Envelope):
+    type: Literal["CancelRun"] = "CancelRun"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: ReasonPayload = Field(default_factory=ReasonPayload)
+
+
+class RetryRun(Envelope):
+    """Resume a failed run from its failed steps; succeeded steps are reused."""
+
+    type: Literal["RetryRun"] = "RetryRun"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: ReasonPayload = Field(default_factory=ReasonPayload)
+
+
+class RetryStepPayload(ReasonPayload):
+    delay_s: float = Field(default=0, ge=0)
+    params_override: SafeMapping | None = None
+
+
+class RetryStep(Envelope):
+    type: Literal["RetryStep"] = "RetryStep"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: RetryStepPayload = Field(default_factory=RetryStepPayload)
+
+
+class PauseWorkflow(Envelope):
+    type: Literal["PauseWorkflow"] = "PauseWorkflow"
+    schema_version: Literal[1] = 1
+    payload: ReasonPayload = Field(default_factory=ReasonPayload)
+
+
+class ResumeWorkflow(Envelope):
+    type: Literal["ResumeWorkflow"] = "ResumeWorkflow"
+    schema_version: Literal[1] = 1
+    payload: ReasonPayload = Field(default_factory=ReasonPayload)
+
+
+WORKFLOW_RECORDS = (
+    WorkflowDefined,
+    StartRun,
+    CancelRun,
+    RetryRun,
+    RetryStep,
+    PauseWorkflow,
+    ResumeWorkflow,
+)

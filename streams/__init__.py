@@ -1,0 +1,1 @@
+"""Faust agents: one app (``streams.app``), one module per agent."""
