@@ -1,0 +1,124 @@
+"""The real embedded stack for integration tests: Tansu broker, chdb, API processes.
+
+Everything listens on free ports and lives in temporary directories, and every
+process started here is stopped when the session ends.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
+from flowledger.client import Producer
+from flowledger.procs import child_preexec, terminate
+from projections.migrations import migrate
+from projections.warehouse import Warehouse
+
+KEYS = {"key-a": "tenant-a", "key-b": "tenant-b", "key-crash": "tenant-crash", "key-op": "*"}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class ServeProcess:
+    """``flowledger serve`` (API + projector) as a child process on a free port."""
+
+    def __init__(self, bootstrap: str, data_dir: Path, *, group: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CLICKHOUSE_URL": f"chdb://{data_dir / 'clickhouse'}",
+            "FLOWLEDGER_DATA_DIR": str(data_dir),
+            "PYTHON_API_PORT": str(self.port),
+            "FLOWLEDGER_API_KEYS": ",".join(f"{k}={t}" for k, t in KEYS.items()),
+            "FLOWLEDGER_PROJECTOR_GROUP": group,
+        }
+        self.log = data_dir / "serve.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60) -> "ServeProcess":
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowledger", "serve"], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_preexec,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("serve did not become healthy")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+
+
+@pytest.fixture(scope="session")
+def broker():
+    with EmbeddedBroker() as embedded:
+        asyncio.run(ensure_topics(embedded.bootstrap))
+        yield embedded
+
+
+@pytest.fixture(scope="session")
+def api(broker, tmp_path_factory):
+    serve = ServeProcess(broker.bootstrap, tmp_path_factory.mktemp("api"), group="it-projector").start()
+    yield serve
+    serve.stop()
+
+
+@pytest.fixture
+async def http(api):
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def producer(broker):
+    async with Producer(broker.bootstrap) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory):
+    """This test process's own chdb (one path per process)."""
+    wh = Warehouse(f"chdb://{tmp_path_factory.mktemp('wh') / 'clickhouse'}")
+    migrate(wh)
+    yield wh
+    wh.close()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30, every_s: float = 0.2) -> Any:
+    """Poll ``check`` until it returns a truthy value; fail with the last value."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"condition not met in {timeout_s}s; last: {last!r}")
