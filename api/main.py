@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task = None
         if settings.flowledger_projector:
             state.projector = Projector(
-                settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group
+                settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group,
+                workers=settings.flowledger_projector_workers,
+                max_records=settings.flowledger_projector_max_records,
             )
             task = asyncio.create_task(state.projector.run(stopping), name="projector")
             task.add_done_callback(_log_crash)

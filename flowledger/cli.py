@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest = bench_sub.add_parser("ingest", help="produce -> Kafka -> ClickHouse -> API")
     ingest.add_argument("--events", type=int, default=200_000)
     ingest.add_argument("--samples", type=int, default=200, help="runs probed for visibility")
+    ingest.add_argument("--rate", type=float, default=0.0, help="events/s to produce at (0: unlimited)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,8 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
+    from flowledger.procs import tune_gc_for_throughput
 
     settings = Settings()
+    tune_gc_for_throughput()
     uvicorn.run(
         create_app(settings),
         host=settings.flowledger_api_host,
@@ -90,16 +93,21 @@ def cmd_projector(args: argparse.Namespace) -> int:
     from projections.projector import Projector
     from projections.warehouse import Warehouse
 
+    from flowledger.procs import tune_gc_for_throughput
+
     settings = Settings()
     warehouse = Warehouse(settings.warehouse_url)
     migrate(warehouse)
+    tune_gc_for_throughput()
 
     async def run() -> None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        await Projector(settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group).run(stopping)
+        await Projector(settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group,
+                workers=settings.flowledger_projector_workers,
+                max_records=settings.flowledger_projector_max_records,).run(stopping)
 
     asyncio.run(run())
     return 0
@@ -144,7 +152,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from flowledger.bench import bench_ingest
 
-    return bench_ingest(events=args.events, samples=args.samples)
+    return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)
 
 
 COMMANDS = {

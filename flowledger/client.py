@@ -12,7 +12,7 @@ broker acknowledged every message, so a record it accepted is never lost.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
@@ -75,8 +75,17 @@ class Producer:
         """Publish and wait for every acknowledgement; returns messages sent."""
         return await self.send_messages(pack(records))
 
-    async def send_messages(self, messages: Sequence[tuple[str, bytes, bytes]]) -> int:
-        futures = [await self._producer.send(topic, value, key=key) for topic, key, value in messages]
+    async def send_messages(
+        self,
+        messages: Sequence[tuple[str, bytes, bytes]],
+        on_sent: Callable[[int], None] | None = None,
+    ) -> int:
+        """Publish pre-packed messages; ``on_sent(i)`` runs as message ``i`` is handed over."""
+        futures = []
+        for index, (topic, key, value) in enumerate(messages):
+            futures.append(await self._producer.send(topic, value, key=key))
+            if on_sent:
+                on_sent(index)
         await asyncio.gather(*futures)
         return len(messages)
 

@@ -41,3 +41,19 @@ def child_env(**overrides: str) -> dict[str, str]:
     env.update(overrides)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def tune_gc_for_throughput() -> None:
+    """Make the cyclic GC cheap for a process that allocates many short-lived objects.
+
+    Decoding a batch allocates hundreds of thousands of small objects; with the
+    default gen-0 threshold (700) the collector runs constantly and rescans the
+    long-lived startup heap each time. Freezing that heap and raising the
+    thresholds cut decode time 2-3x in our measurements (``flowledger bench
+    ingest``); reference cycles are still collected, only less often.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)

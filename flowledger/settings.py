@@ -1,5 +1,6 @@
 """Runtime configuration, from the environment (one pydantic-settings object)."""
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +27,14 @@ class Settings(BaseSettings):
         default=True, description="Host the projector inside the API process."
     )
     flowledger_projector_group: str = "flowledger-projector"
+    flowledger_projector_workers: int = Field(
+        default_factory=lambda: min(4, max(1, (os.cpu_count() or 2) - 1)),
+        ge=0,
+        description="Processes that decode slices for the projector; 0 decodes in a thread.",
+    )
+    flowledger_projector_max_records: int = Field(
+        default=1000, ge=1, description="Kafka messages per projected slice."
+    )
     flowledger_worker_heartbeat_s: float = 5.0
 
     @property

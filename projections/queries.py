@@ -69,6 +69,20 @@ def get_run(wh: Warehouse, tenant_id: str, run_id: str) -> RunView | None:
     return RunView(**_summary_fields(rows[0]), steps=steps)
 
 
+SELECT_RUNS_BY_ID = f"""
+SELECT {_RUN_FOLD}
+FROM runs
+WHERE tenant_id = {{tenant_id:String}} AND run_id IN {{run_ids:Array(String)}}
+GROUP BY run_id
+"""
+
+
+def get_run_summaries(wh: Warehouse, tenant_id: str, run_ids: list[str]) -> list[RunSummary]:
+    """Summaries (no steps) of the given runs that exist; unknown ids are left out."""
+    rows = wh.query_dicts(SELECT_RUNS_BY_ID, {"tenant_id": tenant_id, "run_ids": run_ids})
+    return [RunSummary(**_summary_fields(r)) for r in rows]
+
+
 SELECT_WORKFLOW_RUNS = f"""
 SELECT * FROM (
     SELECT {_RUN_FOLD}

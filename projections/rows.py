@@ -38,23 +38,30 @@ DEAD_LETTER_COLUMNS = (
 )  # fmt: skip
 
 RUNNING, TERMINAL = 1, 2
+_STEP_TYPES = frozenset({"StepStarted", "StepSucceeded", "StepFailed"})
+_RUN_TYPES = frozenset({"RunStarted", "RunSucceeded", "RunFailed", "RunCancelled"})
 
 
 @dataclass
 class TableBatch:
+    """Rows of one table, appended as tuples and handed over column by column."""
+
     table: str
     columns: tuple[str, ...]
-    data: list[list[Any]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.data = [[] for _ in self.columns]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(self, *values: Any) -> None:
-        for column, value in zip(self.data, values, strict=True):
-            column.append(value)
+        self.rows.append(values)
+
+    @property
+    def data(self) -> list[list[Any]]:
+        """Column-oriented view (``data[i]`` holds every value of ``columns[i]``)."""
+        if not self.rows:
+            return [[] for _ in self.columns]
+        return [list(column) for column in zip(*self.rows, strict=True)]
 
     def __len__(self) -> int:
-        return len(self.data[0])
+        return len(self.rows)
 
 
 @dataclass
@@ -68,24 +75,41 @@ class ProjectionBatch:
         default_factory=lambda: TableBatch("dead_letters", DEAD_LETTER_COLUMNS)
     )
 
+    _running: dict[tuple[str, str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
+    """Per run, the earliest and latest "running" row seen from step events."""
+
     def tables(self) -> tuple[TableBatch, ...]:
+        for rows in self._running.values():
+            for row in rows:
+                self.runs.add(*row)
+        self._running.clear()
         return (self.events, self.runs, self.steps, self.dead_letters)
 
     def add_record(self, record: Envelope, topic: str, partition: int, offset: int) -> None:
         payload = record.payload
-        payload_json = payload.__pydantic_serializer__.to_json(payload).decode()
-        self.events.add(
+        self.events.rows.append((
             record.event_id, record.type, record.schema_version, record.occurred_at,
             record.tenant_id, record.workflow_id, record.run_id or "", record.step_id or "",
-            record.causation_id, record.correlation_id or "", payload_json, topic, partition,
-            offset,
-        )  # fmt: skip
-        run_row = run_row_for(record)
-        if run_row is not None:
-            self.runs.add(*run_row)
-        step_row = step_row_for(record)
-        if step_row is not None:
-            self.steps.add(*step_row)
+            record.causation_id, record.correlation_id or "",
+            payload.__pydantic_serializer__.to_json(payload).decode(), topic, partition, offset,
+        ))  # fmt: skip
+        if record.type in _STEP_TYPES:
+            self.steps.rows.append(step_row_for(record))  # type: ignore[arg-type]
+            self._keep_running_bounds(run_row_for(record))  # type: ignore[arg-type]
+        elif record.type in _RUN_TYPES:
+            self.runs.rows.append(run_row_for(record))  # type: ignore[arg-type]
+
+    def _keep_running_bounds(self, row: tuple[Any, ...]) -> None:
+        """Step events only say "the run is running at t": the fold reads just the
+        earliest (start fallback) and latest (status) of them, so a batch keeps two."""
+        key = (row[0], row[1], row[2])
+        bounds = self._running.get(key)
+        if bounds is None:
+            self._running[key] = [row]
+        elif row[4] < bounds[0][4]:
+            bounds[:] = [row, bounds[-1]]
+        elif row[4] >= bounds[-1][4]:
+            bounds[1:] = [row]
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.add(

@@ -74,6 +74,11 @@ class Warehouse:
         with self._lock:
             self._client.insert(table, data, column_names=list(columns), column_oriented=True)
 
+    def insert_arrow_stream(self, table: str, columns: Sequence[str], stream: bytes) -> None:
+        """Insert an Arrow IPC stream as it is (``FORMAT ArrowStream``)."""
+        with self._lock:
+            self._client.raw_insert(table, list(columns), insert_block=stream, fmt="ArrowStream")
+
     def ping(self) -> bool:
         try:
             return self.command("SELECT 1") == 1

@@ -19,8 +19,8 @@ def run_with_retry(
     """Three steps; the second fails once with a 429, is retried and succeeds."""
     ids: dict[str, Any] = {"tenant_id": tenant, "workflow_id": workflow, "run_id": run}
 
-    def eid() -> uuid.UUID:
-        return uuid.uuid4()
+    def eid() -> str:
+        return str(uuid.uuid4())
 
     def step(sid: str, service: str, action: str, attempt: int = 1) -> dict[str, Any]:
         return {**ids, "step_id": sid, "payload": {"service": service, "action": action, "attempt": attempt}}
@@ -55,13 +55,13 @@ def failed_run(tenant: str, workflow: str, run: str, *, t0: float = 0.0) -> list
     ids: dict[str, Any] = {"tenant_id": tenant, "workflow_id": workflow, "run_id": run}
     step = {**ids, "step_id": "s1"}
     return [
-        RunStarted(event_id=uuid.uuid4(), occurred_at=at(t0), **ids),
-        StepStarted(event_id=uuid.uuid4(), occurred_at=at(t0 + 1), **step,
+        RunStarted(event_id=str(uuid.uuid4()), occurred_at=at(t0), **ids),
+        StepStarted(event_id=str(uuid.uuid4()), occurred_at=at(t0 + 1), **step,
                     payload={"service": "slack", "action": "post_message"}),
-        StepFailed(event_id=uuid.uuid4(), occurred_at=at(t0 + 2), **step,
+        StepFailed(event_id=str(uuid.uuid4()), occurred_at=at(t0 + 2), **step,
                    payload={"service": "slack", "action": "post_message", "duration_ms": 5.0,
                             "error": {"type": "invalid_auth", "message": "invalid_auth", "status_code": 401}}),
-        RunFailed(event_id=uuid.uuid4(), occurred_at=at(t0 + 3), **ids,
+        RunFailed(event_id=str(uuid.uuid4()), occurred_at=at(t0 + 3), **ids,
                   payload={"failed_step_id": "s1", "error": {"type": "invalid_auth", "message": "invalid_auth"}}),
     ]  # fmt: skip
 

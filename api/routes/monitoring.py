@@ -123,5 +123,7 @@ def _projector(state: AppState) -> tuple[ComponentPublic, list[TopicLagPublic]]:
         "group_id": projector.group_id, "batches": stats.batches, "records": stats.records,
         "dead_letters": stats.dead_letters, "last_batch_records": stats.last_batch_records,
         "last_flush_ms": round(stats.last_flush_ms, 2), "last_error": stats.last_error,
+        "seconds_fetching": round(stats.fetch_s, 3), "seconds_waiting_for_decode": round(stats.decode_wait_s, 3),
+        "seconds_inserting": round(stats.insert_s, 3), "decode_workers": projector.workers,
     }  # fmt: skip
     return ComponentPublic(status=status, detail=detail), sorted(by_topic.values(), key=lambda t: t.topic)

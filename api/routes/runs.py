@@ -7,11 +7,22 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import State, Tenant
 from projections import queries
-from projections.views import DeadLetterView, RunPage, RunStatus, RunView
+from projections.views import DeadLetterView, RunPage, RunStatus, RunSummary, RunView
 
 router = APIRouter(tags=["runs"])
 
+IdQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+
+
+@router.get("/api/runs", response_model=list[RunSummary])
+async def get_runs(
+    state: State,
+    tenant: Tenant,
+    run_ids: Annotated[list[IdQuery], Query(alias="run_id", min_length=1, max_length=500)],
+) -> list[RunSummary]:
+    """Summaries of several runs at once (`?run_id=a&run_id=b`); unknown ids are left out."""
+    return await run_in_threadpool(queries.get_run_summaries, state.warehouse, tenant, run_ids)
 
 
 @router.get("/api/runs/{run_id}", response_model=RunView, responses={404: {"description": "no such run"}})
