@@ -19,16 +19,14 @@ def test_every_table_encodes_with_its_columns_and_utc_instants():
     for item in items:
         batch.add_record(validate_item(item), "workflow-events", 3, 17)
     encoded = {table: (columns, _read(stream)) for table, columns, stream in batch_to_ipc(batch)}
-    assert set(encoded) == {"events", "runs", "steps"}
+    assert set(encoded) == {"events"}
     columns, events = encoded["events"]
     assert events.column_names == list(columns)
     assert events.num_rows == len(items)
     first = events.column("occurred_at")[0].as_py()
     assert first == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     assert events.column("partition").type == pa.uint16()
-    steps = encoded["steps"][1]
-    assert steps.column("error_status_code").to_pylist().count(429) == 1
-    assert steps.column("duration_ms").null_count == 4  # the StepStarted rows
+    assert events.column("type").to_pylist().count("StepFailed") == 1
 
 
 def test_offsets_other_than_utc_convert_to_the_same_instant():
