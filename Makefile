@@ -24,7 +24,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas domain
+	$(BIN)/mypy schemas domain projections api flowledger streams
 
 bench: install
 	$(BIN)/flowledger bench ingest --events 200000

@@ -31,9 +31,7 @@ def get_tenant(
     for key, tenant in state.settings.api_keys.items():
         if secrets.compare_digest(key.encode(), presented):
             return tenant
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"}
-    )
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task = None
         if settings.flowledger_projector:
             state.projector = Projector(
-                settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group,
+                settings.bootstrap,
+                warehouse,
+                group_id=settings.flowledger_projector_group,
                 workers=settings.flowledger_projector_workers,
                 max_records=settings.flowledger_projector_max_records,
             )
@@ -79,7 +82,7 @@ def _publish_record_schemas(app: FastAPI) -> None:
     """Put the event contract (the `Record` union) into the OpenAPI components."""
     original = app.openapi
 
-    def openapi() -> dict:  # type: ignore[type-arg]
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         spec = original()
@@ -95,7 +98,7 @@ def _publish_record_schemas(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _rewrite_refs(node):  # type: ignore[no-untyped-def]
+def _rewrite_refs(node: Any) -> Any:
     if isinstance(node, dict):
         return {
             k: (v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" else _rewrite_refs(v))

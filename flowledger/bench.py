@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +63,17 @@ def run_events(run_id: str, workflow_id: str, t0: datetime) -> list[dict[str, An
 
     add("RunStarted", 0, payload={"definition_version": 1})
     for i, (step, service, action) in enumerate(
-        [("fetch", "gmail", "new_email"), ("task", "asana", "create_task"), ("notify", "slack", "post_message")]
+        [
+            ("fetch", "gmail", "new_email"),
+            ("task", "asana", "create_task"),
+            ("notify", "slack", "post_message"),
+        ]
     ):
         base = {"service": service, "action": action}
         add("StepStarted", 100 * i + 1, step, {**base, "attempt": 1})
         if step == "task":
-            add("StepFailed", 100 * i + 2, step, {**base, "attempt": 1, "duration_ms": 40.0,
-                "error": {"type": "RateLimited", "message": "429", "status_code": 429, "retry_after_s": 1}})  # fmt: skip
+            error = {"type": "RateLimited", "message": "429", "status_code": 429, "retry_after_s": 1}
+            add("StepFailed", 100 * i + 2, step, {**base, "attempt": 1, "duration_ms": 40.0, "error": error})
             add("StepStarted", 100 * i + 3, step, {**base, "attempt": 2})
         add("StepSucceeded", 100 * i + 4, step, {**base, "attempt": 2 if step == "task" else 1,
             "duration_ms": 35.5, "cost": 0.001})  # fmt: skip
@@ -96,6 +102,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _offset_callback(callback: Callable[[int], None], base: int, index: int) -> None:
+    callback(base + index)
+
+
 async def paced_send(producer: Producer, messages, on_sent, rate: float) -> None:  # type: ignore[no-untyped-def]
     """Send at ``rate`` events/s (0: as fast as possible), in 10 ms ticks."""
     if rate <= 0:
@@ -105,7 +115,7 @@ async def paced_send(producer: Producer, messages, on_sent, rate: float) -> None
     started = time.perf_counter()
     for tick, first in enumerate(range(0, len(messages), per_tick)):
         chunk = messages[first : first + per_tick]
-        await producer.send_messages(chunk, on_sent=lambda i, base=first: on_sent(base + i))
+        await producer.send_messages(chunk, on_sent=partial(_offset_callback, on_sent, first))
         delay = started + (tick + 1) * 0.01 - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -235,9 +245,7 @@ def bench_ingest(*, events: int, samples: int, rate: float = 0.0) -> int:
             PYTHON_API_PORT=str(port),
             FLOWLEDGER_API_KEYS=f"{BENCH_KEY}={TENANT}",
         )
-        serve = __import__("subprocess").Popen(
-            flowledger_command("serve"), env=env, stdin=-3, preexec_fn=child_preexec
-        )
+        serve = __import__("subprocess").Popen(flowledger_command("serve"), env=env, stdin=-3, preexec_fn=child_preexec)
         try:
             api = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60

@@ -38,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     handler = COMMANDS[args.command]
-    return handler(args)
+    from projections.errors import ProjectionError
+
+    try:
+        return handler(args)
+    except (ProjectionError, RuntimeError, ValueError) as exc:
+        print(f"flowledger {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -89,11 +95,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_projector(args: argparse.Namespace) -> int:
     import signal
 
+    from flowledger.procs import tune_gc_for_throughput
     from projections.migrations import migrate
     from projections.projector import Projector
     from projections.warehouse import Warehouse
-
-    from flowledger.procs import tune_gc_for_throughput
 
     settings = Settings()
     warehouse = Warehouse(settings.warehouse_url)
@@ -105,9 +110,13 @@ def cmd_projector(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        await Projector(settings.bootstrap, warehouse, group_id=settings.flowledger_projector_group,
-                workers=settings.flowledger_projector_workers,
-                max_records=settings.flowledger_projector_max_records,).run(stopping)
+        await Projector(
+            settings.bootstrap,
+            warehouse,
+            group_id=settings.flowledger_projector_group,
+            workers=settings.flowledger_projector_workers,
+            max_records=settings.flowledger_projector_max_records,
+        ).run(stopping)
 
     asyncio.run(run())
     return 0

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
         default=None, description="Kafka to use; unset: `flowledger up` starts an embedded broker."
     )
     clickhouse_url: str | None = Field(
-        default=None, description="http(s)://... for a server; default chdb:///<data dir>/clickhouse."
+        default=None,
+        description="http(s)://... for a server; default chdb:///<data dir>/clickhouse.",
     )
     flowledger_data_dir: Path = Path(".flowledger")
     python_api_port: int = 5058
@@ -23,18 +24,14 @@ class Settings(BaseSettings):
     flowledger_api_keys: str | None = Field(
         default=None, description="key1=tenant-a,key2=tenant-b; tenant '*' is an operator key."
     )
-    flowledger_projector: bool = Field(
-        default=True, description="Host the projector inside the API process."
-    )
+    flowledger_projector: bool = Field(default=True, description="Host the projector inside the API process.")
     flowledger_projector_group: str = "flowledger-projector"
     flowledger_projector_workers: int = Field(
         default_factory=lambda: min(4, max(1, (os.cpu_count() or 2) - 1)),
         ge=0,
         description="Processes that decode slices for the projector; 0 decodes in a thread.",
     )
-    flowledger_projector_max_records: int = Field(
-        default=1000, ge=1, description="Kafka messages per projected slice."
-    )
+    flowledger_projector_max_records: int = Field(default=1000, ge=1, description="Kafka messages per projected slice.")
     flowledger_worker_heartbeat_s: float = 5.0
 
     @property

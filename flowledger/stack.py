@@ -38,12 +38,12 @@ def dev_api_key(data_dir: Path) -> str:
     return key
 
 
-def wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_http(url: str, timeout_s: float, procs: dict[str, subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for proc in procs:
+        for name, proc in procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(proc.args[2:4])} exited with code {proc.returncode}")  # type: ignore[index]
+                raise RuntimeError(f"flowledger {name} exited with code {proc.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
                 if response.status == 200:
@@ -65,7 +65,7 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     broker = None
-    children: list[subprocess.Popen[bytes]] = []
+    children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
@@ -87,13 +87,18 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
             FLOWLEDGER_DATA_DIR=str(data_dir),
             PYTHON_API_PORT=str(settings.python_api_port),
         )
-        spawn = {"stdin": subprocess.DEVNULL, "env": env, "start_new_session": True,
-                 "preexec_fn": child_preexec}  # fmt: skip
-        children.append(subprocess.Popen(flowledger_command("serve"), **spawn))  # type: ignore[call-overload]
+
+        def spawn(command: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                flowledger_command(command), stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=child_preexec,
+            )  # fmt: skip
+
+        children["serve"] = spawn("serve")
         base = f"http://{settings.flowledger_api_host}:{settings.python_api_port}"
         wait_http(f"{base}/healthz", 60, children)
         if with_worker:
-            children.append(subprocess.Popen(flowledger_command("worker"), **spawn))  # type: ignore[call-overload]
+            children["worker"] = spawn("worker")
 
         print(f"Flowledger is up.\n  API:      {base}  (OpenAPI: {base}/docs)")
         print(f"  Kafka:    {bootstrap}{'  (embedded, in memory)' if broker else ''}")
@@ -104,9 +109,9 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
         print("Ctrl-C stops everything.", flush=True)
 
         while stopping["signal"] is None:
-            for proc in children:
+            for name, proc in children.items():
                 if proc.poll() is not None:
-                    print(f"{' '.join(proc.args[2:3])} exited ({proc.returncode}); stopping", file=sys.stderr)  # type: ignore[index]
+                    print(f"flowledger {name} exited ({proc.returncode}); stopping", file=sys.stderr)
                     return 1
             time.sleep(0.3)
         return 0
@@ -114,7 +119,7 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
         print(f"flowledger up: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in reversed(children):
+        for proc in reversed(children.values()):
             terminate(proc)
         if broker:
             broker.stop()

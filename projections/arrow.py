@@ -34,7 +34,8 @@ def table_to_ipc(table: TableBatch) -> bytes:
     record_batch = pa.RecordBatch.from_arrays(arrays, names=list(table.columns))
     with pa.ipc.new_stream(sink, record_batch.schema) as writer:
         writer.write_batch(record_batch)
-    return sink.getvalue().to_pybytes()
+    stream: bytes = sink.getvalue().to_pybytes()
+    return stream
 
 
 def batch_to_ipc(batch: ProjectionBatch) -> list[tuple[str, tuple[str, ...], bytes]]:

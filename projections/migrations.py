@@ -51,9 +51,7 @@ def load_migrations() -> list[Migration]:
     for entry in SQL_DIR.iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found.append(
-                Migration(int(match[1]), match[2], split_statements(entry.read_text("utf-8")))
-            )
+            found.append(Migration(int(match[1]), match[2], split_statements(entry.read_text("utf-8"))))
     return sorted(found, key=lambda m: m.version)
 
 
@@ -69,9 +67,7 @@ def migrate(warehouse: Warehouse) -> list[int]:
             try:
                 warehouse.command(statement)
             except Exception as exc:
-                raise MigrationError(
-                    f"migration {migration.version:04d}_{migration.name} failed: {exc}"
-                ) from exc
+                raise MigrationError(f"migration {migration.version:04d}_{migration.name} failed: {exc}") from exc
         warehouse.command(INSERT_APPLIED_VERSION, {"v": migration.version, "n": migration.name})
         log.info("applied migration %04d_%s", migration.version, migration.name)
         done.append(migration.version)

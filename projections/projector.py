@@ -205,7 +205,6 @@ class Projector:
             progress.highwater = consumer.highwater(tp)
             progress.last_record_at = time.time()
 
-
     def _note_idle(self, consumer) -> None:  # type: ignore[no-untyped-def]
         for tp in consumer.assignment():
             progress = self.stats.partitions.get(f"{tp.topic}[{tp.partition}]")

@@ -178,10 +178,7 @@ ORDER BY worker_id
 
 def last_heartbeats(wh: Warehouse) -> list[dict[str, Any]]:
     rows = wh.query_dicts(SELECT_LAST_HEARTBEATS)
-    return [
-        {**orjson.loads(r["last_payload"]), "last_seen": _utc(r["last_seen"])}
-        for r in rows
-    ]
+    return [{**orjson.loads(r["last_payload"]), "last_seen": _utc(r["last_seen"])} for r in rows]
 
 
 def _utc(value: datetime) -> datetime:
@@ -210,6 +207,10 @@ def _step_view(row: dict[str, Any]) -> StepView:
     )
     row["duration_ms"] = row.pop("last_duration_ms")
     return StepView(
-        **{**row, "first_started_at": _utc(row["first_started_at"]), "last_event_at": _utc(row["last_event_at"])},
+        **{
+            **row,
+            "first_started_at": _utc(row["first_started_at"]),
+            "last_event_at": _utc(row["last_event_at"]),
+        },
         last_error=error,
     )

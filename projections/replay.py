@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.migrations import DERIVED_TABLES
@@ -90,7 +91,10 @@ async def kafka_holds_whole_log(bootstrap: str) -> bool:
     await consumer.start()
     try:
         await consumer.topics()
-        parts = [TopicPartition(topics.WORKFLOW_EVENTS, p) for p in consumer.partitions_for_topic(topics.WORKFLOW_EVENTS) or ()]
+        parts = [
+            TopicPartition(topics.WORKFLOW_EVENTS, p)
+            for p in consumer.partitions_for_topic(topics.WORKFLOW_EVENTS) or ()
+        ]
         if not parts:
             return False
         starts = await consumer.beginning_offsets(parts)

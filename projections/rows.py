@@ -48,9 +48,7 @@ class ProjectionBatch:
     """Rows for the tables the projector writes, from one slice of the log."""
 
     events: TableBatch = field(default_factory=lambda: TableBatch("events", EVENT_COLUMNS))
-    dead_letters: TableBatch = field(
-        default_factory=lambda: TableBatch("dead_letters", DEAD_LETTER_COLUMNS)
-    )
+    dead_letters: TableBatch = field(default_factory=lambda: TableBatch("dead_letters", DEAD_LETTER_COLUMNS))
 
     def tables(self) -> tuple[TableBatch, ...]:
         return (self.events, self.dead_letters)

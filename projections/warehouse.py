@@ -51,7 +51,13 @@ class Warehouse:
                     dsn=url, settings=PINNED_SETTINGS, autogenerate_session_id=False
                 )
         except Exception as exc:
-            raise WarehouseUnavailable(f"cannot open ClickHouse at {redact_url(url)}: {exc}") from exc
+            hint = (
+                " (another process holds this embedded data path: stop the running stack, "
+                "or point CLICKHOUSE_URL at a ClickHouse server)"
+                if "lock" in str(exc).lower()
+                else ""
+            )
+            raise WarehouseUnavailable(f"cannot open ClickHouse at {redact_url(url)}: {exc}{hint}") from exc
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         with self._lock:
@@ -59,20 +65,13 @@ class Warehouse:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
-            return list(self._client.query(sql, parameters=parameters).result_rows)
+            return [tuple(row) for row in self._client.query(sql, parameters=parameters).result_rows]
 
     def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         with self._lock:
             result = self._client.query(sql, parameters=parameters)
             names = result.column_names
             return [dict(zip(names, row, strict=True)) for row in result.result_rows]
-
-    def insert_columns(self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]) -> None:
-        """Insert column-oriented data: ``data[i]`` holds every value of ``columns[i]``."""
-        if not data or not data[0]:
-            return
-        with self._lock:
-            self._client.insert(table, data, column_names=list(columns), column_oriented=True)
 
     def insert_arrow_stream(self, table: str, columns: Sequence[str], stream: bytes) -> None:
         """Insert an Arrow IPC stream as it is (``FORMAT ArrowStream``)."""
@@ -81,7 +80,7 @@ class Warehouse:
 
     def ping(self) -> bool:
         try:
-            return self.command("SELECT 1") == 1
+            return bool(self.command("SELECT 1") == 1)
         except (ClickHouseError, OSError, RuntimeError):
             return False
 

@@ -7,9 +7,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 from domain.redaction import find_secret_keys, redact
 from schemas.envelope import FrozenModel
 
-ServiceId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-]
+ServiceId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 """A catalog service id: lowercase kebab-case slug (``google-sheets``)."""
 
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -19,8 +17,7 @@ def _no_secrets(value: dict[str, Any]) -> dict[str, Any]:
     keys = find_secret_keys(value)
     if keys:
         raise ValueError(
-            f"secret-looking keys {keys}: refer to credentials by credential_id, "
-            "never put the secret in an event"
+            f"secret-looking keys {keys}: refer to credentials by credential_id, never put the secret in an event"
         )
     return value
 

@@ -56,9 +56,7 @@ class Envelope(FrozenModel):
     workflow_id: Identifier
     run_id: Identifier | None = None
     step_id: Identifier | None = None
-    causation_id: EventId | None = Field(
-        default=None, description="event_id of the record that caused this one."
-    )
+    causation_id: EventId | None = Field(default=None, description="event_id of the record that caused this one.")
     correlation_id: str | None = Field(
         default=None, max_length=128, description="Groups every record of one business flow."
     )

@@ -32,9 +32,7 @@ ALL_RECORDS: tuple[type[Envelope], ...] = (
     *OPTIMIZATION_RECORDS,
 )
 
-RECORD_TYPES: dict[str, type[Envelope]] = {
-    cls.model_fields["type"].default: cls for cls in ALL_RECORDS
-}
+RECORD_TYPES: dict[str, type[Envelope]] = {cls.model_fields["type"].default: cls for cls in ALL_RECORDS}
 
 Record = Annotated[Union[*ALL_RECORDS], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
@@ -50,10 +48,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "AlertNotified": topics.ALERTS,
     "AlertResolved": topics.ALERTS,
     "WorkerHeartbeat": topics.WORKER_HEARTBEATS,
-    **{
-        cls.model_fields["type"].default: topics.TROUBLESHOOTING_SESSIONS
-        for cls in TROUBLESHOOTING_RECORDS
-    },
+    **{cls.model_fields["type"].default: topics.TROUBLESHOOTING_SESSIONS for cls in TROUBLESHOOTING_RECORDS},
     "OptimizationAnalyzed": topics.OPTIMIZATIONS,
 }
 
@@ -73,11 +68,13 @@ def register_upcaster(record_type: str, from_version: int) -> Callable[[Upcaster
 def upcast(raw: dict[str, Any]) -> dict[str, Any]:
     """Apply registered upcasters until the record reaches its current version."""
     while True:
-        version = raw.get("schema_version")
-        step = UPCASTERS.get((raw.get("type"), version)) if isinstance(version, int) else None
+        version, record_type = raw.get("schema_version"), raw.get("type")
+        if not isinstance(version, int) or not isinstance(record_type, str):
+            return raw
+        step = UPCASTERS.get((record_type, version))
         if step is None:
             return raw
-        raw = {**step(raw), "schema_version": version + 1}  # type: ignore[operator]
+        raw = {**step(raw), "schema_version": version + 1}
 
 
 @dataclass(frozen=True, slots=True)

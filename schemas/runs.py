@@ -110,4 +110,12 @@ class RunCancelled(Envelope):
     payload: RunCancelledPayload = Field(default_factory=RunCancelledPayload)
 
 
-RUN_EVENTS = (RunStarted, StepStarted, StepSucceeded, StepFailed, RunSucceeded, RunFailed, RunCancelled)
+RUN_EVENTS = (
+    RunStarted,
+    StepStarted,
+    StepSucceeded,
+    StepFailed,
+    RunSucceeded,
+    RunFailed,
+    RunCancelled,
+)

@@ -13,9 +13,7 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def run_with_retry(
-    tenant: str, workflow: str, run: str, *, t0: float = 0.0, cost: float = 0.25
-) -> list[Any]:
+def run_with_retry(tenant: str, workflow: str, run: str, *, t0: float = 0.0, cost: float = 0.25) -> list[Any]:
     """Three steps; the second fails once with a 429, is retried and succeeds."""
     ids: dict[str, Any] = {"tenant_id": tenant, "workflow_id": workflow, "run_id": run}
 
@@ -23,7 +21,11 @@ def run_with_retry(
         return str(uuid.uuid4())
 
     def step(sid: str, service: str, action: str, attempt: int = 1) -> dict[str, Any]:
-        return {**ids, "step_id": sid, "payload": {"service": service, "action": action, "attempt": attempt}}
+        return {
+            **ids,
+            "step_id": sid,
+            "payload": {"service": service, "action": action, "attempt": attempt},
+        }
 
     read = step("read-email", "gmail", "new_email")
     task = step("create-task", "asana", "create_task")
@@ -39,9 +41,18 @@ def run_with_retry(
         StepSucceeded(event_id=eid(), occurred_at=at(t0 + 0.5), **done(read, 400.0, cost=cost)),
         StepStarted(event_id=eid(), occurred_at=at(t0 + 0.6), **task),
         StepFailed(
-            event_id=eid(), occurred_at=at(t0 + 1.6),
-            **done(task, 1000.0, error={"type": "RateLimited", "message": "429 Too Many Requests",
-                                        "status_code": 429, "retry_after_s": 2.0}),
+            event_id=eid(),
+            occurred_at=at(t0 + 1.6),
+            **done(
+                task,
+                1000.0,
+                error={
+                    "type": "RateLimited",
+                    "message": "429 Too Many Requests",
+                    "status_code": 429,
+                    "retry_after_s": 2.0,
+                },
+            ),
         ),  # fmt: skip
         StepStarted(event_id=eid(), occurred_at=at(t0 + 3.6), **task2),
         StepSucceeded(event_id=eid(), occurred_at=at(t0 + 4.1), **done(task2, 500.0, cost=cost)),

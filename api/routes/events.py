@@ -94,9 +94,7 @@ async def ingest(request: Request, state: State, tenant: Tenant) -> AcceptedPubl
     try:
         await state.producer.send(records)
     except KafkaError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {type(exc).__name__}"
-        ) from exc
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {type(exc).__name__}") from exc
     return AcceptedPublic(accepted=len(records))
 
 
@@ -113,13 +111,15 @@ def _items(body: bytes) -> list[Any]:
         items = [parsed]
     else:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be an event object or {\"events\": [...]}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            'body must be an event object or {"events": [...]}',
         )
     if not items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`events` is empty")
     if len(items) > MAX_BATCH:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"{len(items)} events; at most {MAX_BATCH} per request"
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(items)} events; at most {MAX_BATCH} per request",
         )
     return items
 

@@ -68,7 +68,8 @@ async def _broker(state: AppState) -> ComponentPublic:
         client = state.producer._producer.client  # noqa: SLF001 - aiokafka exposes no public metadata call
         metadata = await asyncio.wait_for(client.fetch_all_metadata(), 5)
         return ComponentPublic(
-            status="ok", detail={"brokers": len(metadata.brokers()), "topics": len(metadata.topics())}
+            status="ok",
+            detail={"brokers": len(metadata.brokers()), "topics": len(metadata.topics())},
         )
     except Exception as exc:
         return ComponentPublic(status="down", detail={"error": f"{type(exc).__name__}: {exc}"})
@@ -107,13 +108,15 @@ def _projector(state: AppState) -> tuple[ComponentPublic, list[TopicLagPublic]]:
     for name, progress in stats.partitions.items():
         topic = name.split("[", 1)[0]
         entry = by_topic.setdefault(
-            topic, TopicLagPublic(topic=topic, position=0, highwater=0, lag=0, seconds_since_last_record=None)
+            topic,
+            TopicLagPublic(topic=topic, position=0, highwater=0, lag=0, seconds_since_last_record=None),
         )
         since = now - progress.last_record_at if progress.last_record_at else None
         by_topic[topic] = TopicLagPublic(
             topic=topic,
             position=entry.position + progress.position,
-            highwater=None if entry.highwater is None or progress.highwater is None
+            highwater=None
+            if entry.highwater is None or progress.highwater is None
             else entry.highwater + progress.highwater,
             lag=None if entry.lag is None or progress.lag is None else entry.lag + progress.lag,
             seconds_since_last_record=min(filter(None, (entry.seconds_since_last_record, since)), default=None),

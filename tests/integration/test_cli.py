@@ -50,6 +50,18 @@ async def test_produce_refuses_a_file_with_bad_lines_then_publishes_a_good_one(b
     await eventually(visible)
 
 
+def test_init_creates_topics_and_migrations_idempotently(broker, tmp_path):
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}",
+    }
+    first = flowledger("init", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "migrations applied: [1, 2, 3]" in first.stdout
+    again = flowledger("init", env=env)
+    assert again.returncode == 0 and "topics created: none; migrations applied: none" in again.stdout
+
+
 def test_schemas_export_writes_one_file_per_record(tmp_path):
     result = flowledger("schemas", "export", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr

@@ -90,7 +90,11 @@ async def test_malformed_batch_is_refused_whole_and_nothing_is_stored(http):
     assert "occurred_at" in errors[0]["reason"] and "service" in errors[1]["reason"]
 
     marker_run = new_id("run")
-    ok = await http.post("/api/events", json={"events": as_json(failed_run("tenant-a", wf, marker_run))}, headers=auth("key-a"))
+    ok = await http.post(
+        "/api/events",
+        json={"events": as_json(failed_run("tenant-a", wf, marker_run))},
+        headers=auth("key-a"),
+    )
     assert ok.status_code == 202
     await get_run_when(http, marker_run, status="failed")  # everything before it is projected by now
     assert (await http.get(f"/api/runs/{run_id}", headers=auth("key-a"))).status_code == 404

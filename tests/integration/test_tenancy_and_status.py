@@ -16,7 +16,11 @@ async def tenant_a_run(api):
 
     run_id, wf = f"iso-{uuid.uuid4().hex[:8]}", f"wf-iso-{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient(base_url=api.url) as http:
-        r = await http.post("/api/events", json={"events": as_json(run_with_retry("tenant-a", wf, run_id))}, headers=auth("key-a"))
+        r = await http.post(
+            "/api/events",
+            json={"events": as_json(run_with_retry("tenant-a", wf, run_id))},
+            headers=auth("key-a"),
+        )
         assert r.status_code == 202
 
         async def visible():
@@ -54,10 +58,19 @@ async def test_writing_for_another_tenant_is_403_and_nothing_is_published(http):
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 401), ({"Authorization": "Bearer nope"}, 401), ({"Authorization": "Basic a2V5LWE="}, 401)],
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer nope"}, 401),
+        ({"Authorization": "Basic a2V5LWE="}, 401),
+    ],
 )
 async def test_api_routes_need_a_valid_key(http, headers, status):
-    for path in ("/api/runs/x", "/api/workflows/x/runs", "/api/workflows/monitoring/status", "/api/dead-letters"):
+    for path in (
+        "/api/runs/x",
+        "/api/workflows/x/runs",
+        "/api/workflows/monitoring/status",
+        "/api/dead-letters",
+    ):
         assert (await http.get(path, headers=headers)).status_code == status
 
 
@@ -76,7 +89,11 @@ async def test_monitoring_status_reports_components_and_lag(http, tenant_a_run):
     assert body["broker"]["status"] == "ok" and body["clickhouse"]["status"] == "ok"
     assert body["projector"]["status"] == "ok"
     assert body["projector"]["detail"]["records"] >= 10
-    assert {t["topic"] for t in body["consumer_lag"]} >= {"workflow-events", "workflow-commands", "dead-letters"}
+    assert {t["topic"] for t in body["consumer_lag"]} >= {
+        "workflow-events",
+        "workflow-commands",
+        "dead-letters",
+    }
 
 
 async def test_openapi_describes_every_route(http):

@@ -6,10 +6,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {"faust", "aiokafka", "clickhouse_connect", "chdb", "fastapi", "starlette", "httpx", "uvicorn"}
+FORBIDDEN = {
+    "faust",
+    "aiokafka",
+    "clickhouse_connect",
+    "chdb",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "uvicorn",
+}
 
 
-@pytest.mark.parametrize("path", sorted([*ROOT.joinpath("domain").rglob("*.py"), *ROOT.joinpath("schemas").rglob("*.py")]))
+@pytest.mark.parametrize(
+    "path",
+    sorted([*ROOT.joinpath("domain").rglob("*.py"), *ROOT.joinpath("schemas").rglob("*.py")]),
+)
 def test_pure_module_imports_no_infrastructure(path):
     tree = ast.parse(path.read_text())
     imported = set()

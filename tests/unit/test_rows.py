@@ -24,7 +24,10 @@ def test_event_row_keeps_the_envelope_and_the_canonical_payload():
 def test_slice_keeps_good_items_and_dead_letters_bad_ones_with_their_source():
     batch_value = orjson.dumps([*as_json(run_with_retry("acme", "wf", "r3"))[:2], {"tenant_id": "acme"}])
     result = project_slice(
-        [LogRecord("workflow-events", 2, 40, batch_value), LogRecord("workflow-events", 2, 41, b"\xffgarbage")],
+        [
+            LogRecord("workflow-events", 2, 40, batch_value),
+            LogRecord("workflow-events", 2, 41, b"\xffgarbage"),
+        ],
         now=NOW,
     )
     assert result.records == 2
