@@ -21,9 +21,12 @@ the broker under ``group_id``.
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -33,6 +36,9 @@ from projections.decoding import EncodedSlice, SliceEncoder
 from projections.rows import ProjectionBatch
 from projections.warehouse import Warehouse
 from schemas import topics
+from schemas.envelope import deterministic_event_id
+from schemas.monitoring import WorkerHeartbeat, WorkerHeartbeatPayload
+from schemas.registry import to_json
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class Projector:
         source_topics: tuple[str, ...] = (*topics.PROJECTED_TOPICS, topics.DEAD_LETTERS),
         max_records: int = 1_000,
         workers: int = 1,
+        heartbeat_every_s: float = 5.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.warehouse = warehouse
@@ -90,6 +97,10 @@ class Projector:
         self.workers = workers
         self.stats = ProjectorStats()
         self.ready = asyncio.Event()
+        self.heartbeat_every_s = heartbeat_every_s
+        self.worker_id = f"projector-{socket.gethostname()}-{os.getpid()}"
+        self._last_heartbeat = 0.0
+        self._records_at_heartbeat = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -139,6 +150,7 @@ class Projector:
                     in_flight.append((fetched, asyncio.ensure_future(encoder.encode(raw))))
                 else:
                     self._note_idle(consumer)
+                await self._maybe_heartbeat(producer)
                 while in_flight and (len(in_flight) > max(self.workers, 1) or not fetched):
                     done_fetch, future = in_flight.popleft()
                     started = time.perf_counter()
@@ -148,6 +160,16 @@ class Projector:
         finally:
             for done_fetch, future in in_flight:
                 await self._finish(consumer, producer, done_fetch, await future, stopping)
+
+    async def _maybe_heartbeat(self, producer) -> None:  # type: ignore[no-untyped-def]
+        now = time.time()
+        if now - self._last_heartbeat < self.heartbeat_every_s:
+            return
+        stats = self.stats
+        rate = (stats.records - self._records_at_heartbeat) / max(now - self._last_heartbeat, 1e-9)
+        self._last_heartbeat, self._records_at_heartbeat = now, stats.records
+        beat = heartbeat(self.worker_id, stats, rate)
+        await producer.send(topics.WORKER_HEARTBEATS, to_json(beat), key=b"all")
 
     async def _finish(self, consumer, producer, fetched, encoded: EncodedSlice, stopping) -> None:  # type: ignore[no-untyped-def]
         for letter in encoded.new_dead_letters:
@@ -211,6 +233,34 @@ class Projector:
             highwater = consumer.highwater(tp)
             if progress is not None and highwater is not None:
                 progress.highwater = highwater
+
+
+def lag_by_topic(stats: ProjectorStats) -> dict[str, int]:
+    """Records behind the end of each topic (partitions with a known end only)."""
+    lag: dict[str, int] = {}
+    for name, progress in stats.partitions.items():
+        if progress.lag is not None:
+            topic = name.split("[", 1)[0]
+            lag[topic] = lag.get(topic, 0) + progress.lag
+    return lag
+
+
+def heartbeat(worker_id: str, stats: ProjectorStats, rate: float) -> WorkerHeartbeat:
+    now = datetime.now(UTC)
+    return WorkerHeartbeat(
+        event_id=deterministic_event_id("heartbeat", worker_id, now.isoformat()),
+        occurred_at=now,
+        tenant_id="system",
+        workflow_id="all",
+        payload=WorkerHeartbeatPayload(
+            worker=worker_id,
+            role="projector",
+            agent_counts={"records": stats.records, "batches": stats.batches, "dead_letters": stats.dead_letters},
+            events_per_s=round(max(rate, 0.0), 3),
+            lag=lag_by_topic(stats),
+            started_at=datetime.fromtimestamp(stats.started_at, UTC),
+        ),
+    )
 
 
 def insert_encoded(warehouse: Warehouse, encoded: EncodedSlice) -> None:

@@ -92,9 +92,13 @@ class AlertResolved(Envelope):
 
 
 class WorkerHeartbeatPayload(FrozenModel):
+    """A process saying it is alive, and how far it has got."""
+
     worker: Identifier
+    role: Literal["stream-worker", "projector"] = "stream-worker"
     agent_counts: dict[str, int] = Field(default_factory=dict)
     events_per_s: float = Field(default=0.0, ge=0)
+    lag: dict[str, int] = Field(default_factory=dict, description="Records behind, per topic.")
     started_at: datetime | None = None
 
 

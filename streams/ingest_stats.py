@@ -60,6 +60,7 @@ async def publish_heartbeat() -> None:
         workflow_id="all",
         payload=WorkerHeartbeatPayload(
             worker=WORKER_ID,
+            role="stream-worker",
             agent_counts={"count_ingested_records": counts.total, "skipped_bad_items": skipped},
             events_per_s=round(counts.rate(now=time.time()), 3),
             started_at=STARTED_AT,
