@@ -36,8 +36,7 @@ from projections.decoding import EncodedSlice, SliceEncoder
 from projections.rows import ProjectionBatch
 from projections.warehouse import Warehouse
 from schemas import topics
-from schemas.envelope import deterministic_event_id
-from schemas.monitoring import WorkerHeartbeat, WorkerHeartbeatPayload
+from schemas.monitoring import WorkerHeartbeat, WorkerHeartbeatPayload, worker_heartbeat
 from schemas.registry import to_json
 
 log = logging.getLogger(__name__)
@@ -246,21 +245,15 @@ def lag_by_topic(stats: ProjectorStats) -> dict[str, int]:
 
 
 def heartbeat(worker_id: str, stats: ProjectorStats, rate: float) -> WorkerHeartbeat:
-    now = datetime.now(UTC)
-    return WorkerHeartbeat(
-        event_id=deterministic_event_id("heartbeat", worker_id, now.isoformat()),
-        occurred_at=now,
-        tenant_id="system",
-        workflow_id="all",
-        payload=WorkerHeartbeatPayload(
-            worker=worker_id,
-            role="projector",
-            agent_counts={"records": stats.records, "batches": stats.batches, "dead_letters": stats.dead_letters},
-            events_per_s=round(max(rate, 0.0), 3),
-            lag=lag_by_topic(stats),
-            started_at=datetime.fromtimestamp(stats.started_at, UTC),
-        ),
+    payload = WorkerHeartbeatPayload(
+        worker=worker_id,
+        role="projector",
+        agent_counts={"records": stats.records, "batches": stats.batches, "dead_letters": stats.dead_letters},
+        events_per_s=round(max(rate, 0.0), 3),
+        lag=lag_by_topic(stats),
+        started_at=datetime.fromtimestamp(stats.started_at, UTC),
     )
+    return worker_heartbeat(payload, now=datetime.now(UTC))
 
 
 def insert_encoded(warehouse: Warehouse, encoded: EncodedSlice) -> None:

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import ServiceId
-from schemas.envelope import Envelope, FrozenModel, Identifier, UtcDatetime
+from schemas.envelope import Envelope, FrozenModel, Identifier, UtcDatetime, deterministic_event_id
 
 Scope = Literal["tenant", "workflow", "step", "service"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -106,6 +106,21 @@ class WorkerHeartbeat(Envelope):
     type: Literal["WorkerHeartbeat"] = "WorkerHeartbeat"
     schema_version: Literal[1] = 1
     payload: WorkerHeartbeatPayload
+
+
+SYSTEM_TENANT = "system"
+"""Tenant of records about Flowledger itself (heartbeats); ``workflow_id`` is ``"all"``."""
+
+
+def worker_heartbeat(payload: WorkerHeartbeatPayload, *, now: datetime) -> WorkerHeartbeat:
+    """The heartbeat record of a process; its id is deterministic per worker and instant."""
+    return WorkerHeartbeat(
+        event_id=deterministic_event_id("heartbeat", payload.worker, now.isoformat()),
+        occurred_at=now,
+        tenant_id=SYSTEM_TENANT,
+        workflow_id="all",
+        payload=payload,
+    )
 
 
 MONITORING_RECORDS = (

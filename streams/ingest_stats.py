@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 
 from domain.ingest_stats import IngestCounts
 from schemas import topics
-from schemas.envelope import deterministic_event_id
-from schemas.monitoring import WorkerHeartbeat, WorkerHeartbeatPayload
+from schemas.monitoring import WorkerHeartbeatPayload, worker_heartbeat
 from schemas.registry import decode, to_json
 from streams.app import app, settings
 
@@ -52,18 +51,12 @@ async def count_ingested_records(stream):  # type: ignore[no-untyped-def]
 
 @app.timer(interval=settings.flowledger_worker_heartbeat_s)
 async def publish_heartbeat() -> None:
-    now = datetime.now(UTC)
-    beat = WorkerHeartbeat(
-        event_id=deterministic_event_id("heartbeat", WORKER_ID, now.isoformat()),
-        occurred_at=now,
-        tenant_id="system",
-        workflow_id="all",
-        payload=WorkerHeartbeatPayload(
-            worker=WORKER_ID,
-            role="stream-worker",
-            agent_counts={"count_ingested_records": counts.total, "skipped_bad_items": skipped},
-            events_per_s=round(counts.rate(now=time.time()), 3),
-            started_at=STARTED_AT,
-        ),
+    payload = WorkerHeartbeatPayload(
+        worker=WORKER_ID,
+        role="stream-worker",
+        agent_counts={"count_ingested_records": counts.total, "skipped_bad_items": skipped},
+        events_per_s=round(counts.rate(now=time.time()), 3),
+        started_at=STARTED_AT,
     )
+    beat = worker_heartbeat(payload, now=datetime.now(UTC))
     await heartbeats_topic.send(key=b"all", value=to_json(beat))
