@@ -1,0 +1,99 @@
+"""Retry decisions for a failed step attempt (pure; randomness is passed in).
+
+The delay before attempt ``n + 1`` is ``initial * coefficient ** (n - 1)``,
+capped at the maximum interval, spread by +/- ``jitter`` (so many runs that
+failed together do not retry together), and never shorter than the
+``Retry-After`` the service sent. A failure is retried only if its class is
+retryable (rate limited, timeout, network, 5xx by default; bad input,
+credentials and not-found are not), its type is not in the policy's
+``non_retryable_error_types``, attempts remain, and the service's
+``Retry-After`` fits within the maximum interval.
+
+>>> import random
+>>> from schemas.common import StepError
+>>> policy = RetryPolicy(initial_interval_s=1, backoff_coefficient=2, maximum_interval_s=10, jitter=0)
+>>> decide_retry(policy, 2, StepError(type="HTTPError", message="503", status_code=503), rng=random.Random(1))
+RetryDecision(retry=True, delay_s=2.0, error_class='upstream_5xx', reason='upstream_5xx is retryable')
+>>> decide_retry(policy, 1, StepError(type="HTTPError", message="bad", status_code=400), rng=random.Random(1)).retry
+False
+"""
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.common import StepError
+from schemas.workflows import RetryPolicy
+
+ErrorClass = Literal[
+    "rate_limited", "timeout", "network", "upstream_5xx", "credentials", "bad_input", "not_found", "unknown"
+]
+
+RETRYABLE_CLASSES: frozenset[str] = frozenset({"rate_limited", "timeout", "network", "upstream_5xx"})
+
+_TYPE_HINTS: tuple[tuple[tuple[str, ...], ErrorClass], ...] = (
+    (("ratelimit", "rate_limit", "toomanyrequests", "throttl"), "rate_limited"),
+    (("timeout", "timedout", "deadline"), "timeout"),
+    (("connect", "network", "dns", "socket", "connectionreset", "remotedisconnected"), "network"),
+    (("auth", "credential", "token", "permission", "forbidden"), "credentials"),
+    (("notfound", "not_found", "missing"), "not_found"),
+    (("validation", "invalid", "badrequest", "bad_request", "valueerror"), "bad_input"),
+)
+
+
+def classify(error: StepError) -> ErrorClass:
+    """The broad class of an error, from its status code, else its type name."""
+    code = error.status_code
+    if code is not None:
+        if code == 429:
+            return "rate_limited"
+        if code in (408, 504):
+            return "timeout"
+        if code >= 500:
+            return "upstream_5xx"
+        if code in (401, 403):
+            return "credentials"
+        if code == 404:
+            return "not_found"
+        if 400 <= code < 500:
+            return "bad_input"
+    name = error.type.lower().replace(" ", "")
+    for hints, error_class in _TYPE_HINTS:
+        if any(h in name for h in hints):
+            return error_class
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    delay_s: float
+    error_class: ErrorClass
+    reason: str
+
+
+def backoff_s(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Jittered exponential delay after failed attempt ``attempt`` (1-based), within the maximum."""
+    base = min(policy.initial_interval_s * policy.backoff_coefficient ** (attempt - 1), policy.maximum_interval_s)
+    spread = base * policy.jitter * (2 * rng.random() - 1)
+    return min(max(base + spread, 0.0), policy.maximum_interval_s)
+
+
+def decide_retry(policy: RetryPolicy, attempt: int, error: StepError, *, rng: random.Random) -> RetryDecision:
+    """Whether failed attempt ``attempt`` is followed by another, and after how long."""
+    error_class = classify(error)
+
+    def stop(reason: str) -> RetryDecision:
+        return RetryDecision(False, 0.0, error_class, reason)
+
+    if error.type in policy.non_retryable_error_types:
+        return stop(f"{error.type} is non-retryable by policy")
+    if error_class not in RETRYABLE_CLASSES:
+        return stop(f"{error_class} is not retryable")
+    if attempt >= policy.maximum_attempts:
+        return stop(f"attempt {attempt} of {policy.maximum_attempts}: no attempts left")
+    retry_after = error.retry_after_s or 0.0
+    if retry_after > policy.maximum_interval_s:
+        return stop(f"Retry-After {retry_after:g}s exceeds the maximum interval {policy.maximum_interval_s:g}s")
+    delay = min(max(round(backoff_s(policy, attempt, rng), 3), retry_after), policy.maximum_interval_s)
+    return RetryDecision(True, delay, error_class, f"{error_class} is retryable")

@@ -1,0 +1,114 @@
+import pytest
+
+from domain.dag import DefinitionError, plan_definition
+from domain.expressions import ExpressionError, compile_expression, evaluate
+from domain.templates import TemplateError, referenced_steps, render
+from schemas.workflows import WorkflowDefinition
+
+CTX = {
+    "trigger": {"subject": "URGENT: db down", "importance": "high", "labels": ["ops", "db"], "size": 12},
+    "steps": {"create-task": {"output": {"id": 42, "url": "https://x/42"}}},
+    "run": {"id": "run-1"},
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('trigger.importance == "high"', True),
+        ('trigger.importance != "high"', False),
+        ('"ops" in trigger.labels', True),
+        ('"hr" not in trigger.labels', True),
+        ("trigger.size > 10 and trigger.size <= 12", True),
+        ("trigger.missing.deeper == None", True),
+        ("trigger.missing > 3", False),
+        ('contains(lower(trigger.subject), "urgent")', True),
+        ('steps["create-task"].output.id == 42', True),
+        ("not trigger.labels", False),
+        ("len(trigger.labels) == 2", True),
+        ('startswith(trigger.subject, "URGENT") or False', True),
+        ('trigger.size > "a"', False),
+    ],
+)
+def test_expressions(source, expected):
+    assert evaluate(compile_expression(source), CTX) is expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["__import__('os')", "open('x')", "trigger.__class__", "x == 1", "[a for a in trigger]", "lambda: 1",
+     "trigger.size +", "trigger.size + 1"],
+)  # fmt: skip
+def test_unsafe_or_broken_expressions_are_refused(source):
+    with pytest.raises(ExpressionError):
+        compile_expression(source)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("{{ trigger.subject }}", "URGENT: db down"),
+        ("Task {{ steps.create-task.output.id }} for {{ run.id }}", "Task 42 for run-1"),
+        ("{{ trigger.labels }}", ["ops", "db"]),
+        ("{{ trigger.labels.1 }}", "db"),
+        ("{{ trigger.nothing }}", None),
+        ("x{{ trigger.nothing }}y", "xy"),
+        ({"a": ["{{ trigger.size }}", {"b": "{{ lower(trigger.importance) }}"}]}, {"a": [12, {"b": "high"}]}),
+        (7, 7),
+    ],
+)
+def test_render(params, expected):
+    assert render(params, CTX) == expected
+
+
+def test_referenced_steps_from_paths_and_expressions():
+    params = {"a": "{{ steps.one.output }}", "b": ['{{ steps["two"].output.x }}'], "c": "{{ trigger.x }}"}
+    assert referenced_steps(params) == {"one", "two"}
+    with pytest.raises(TemplateError):
+        referenced_steps({"a": "{{ secrets.token }}"})
+
+
+def definition(*steps):
+    return WorkflowDefinition.model_validate(
+        {"name": "wf", "trigger": {"service": "gmail", "event": "new_email"}, "steps": list(steps)}
+    )
+
+
+def step(step_id, **extra):
+    return {"id": step_id, "service": "slack", "action": "post_message", **extra}
+
+
+def test_dependencies_come_from_needs_params_and_conditions():
+    plan = plan_definition(
+        definition(
+            step("a"),
+            step("b", params={"text": "{{ steps.a.output.text }}"}),
+            step("c", needs=["a"]),
+            step("d", when='steps.c.output.ok == True and steps["b"].output.ok'),
+            step("e"),
+        )
+    )
+    assert plan.dependencies == {
+        "a": frozenset(), "b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": frozenset(),
+    }  # fmt: skip
+    assert plan.order == ("a", "e", "b", "c", "d")
+    assert plan.ready(done={"a"}, started={"e"}) == ["b", "c"]
+    assert plan.dependents("a") == {"b", "c", "d"}
+    assert plan.dependents("e") == set()
+
+
+@pytest.mark.parametrize(
+    ("steps", "problem"),
+    [
+        ([step("a", needs=["b"]), step("b", needs=["a"])], "cycle"),
+        ([step("a", needs=["ghost"])], "unknown steps ['ghost']"),
+        ([step("a", params={"x": "{{ steps.a.output }}"})], "depends on itself"),
+        ([step("a"), step("a")], "repeat"),
+        ([step("a", when="import os")], "when"),
+        ([step("a", params={"x": "{{ nope.x }}"})], "params"),
+    ],
+)
+def test_invalid_definitions_are_refused_with_reasons(steps, problem):
+    with pytest.raises(DefinitionError) as info:
+        plan_definition(definition(*steps))
+    assert problem in str(info.value)
