@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routes import events, monitoring, runs
+from api.routes import events, monitoring, runs, workflows
 from api.state import AppState
 from flowledger import __version__
 from flowledger.client import Producer
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    for router in (events.router, runs.router, monitoring.router):
+    for router in (events.router, runs.router, workflows.router, monitoring.router):
         app.include_router(router)
     _publish_record_schemas(app)
     return app

@@ -1,6 +1,6 @@
 """What the API process holds for its lifetime: settings, warehouse, producer, projector."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flowledger.client import Producer
 from flowledger.settings import Settings
@@ -14,3 +14,5 @@ class AppState:
     warehouse: Warehouse
     producer: Producer
     projector: Projector | None = None
+    assigned_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(tenant, workflow) -> last definition version this process published."""

@@ -78,7 +78,7 @@ def _check(node: ast.AST, source: str) -> None:
         case ast.Attribute(attr=attr) if attr.startswith("_"):
             raise ExpressionError(f"private attribute {attr!r} in {source!r}")
         case ast.Call(func=ast.Name(id=fn), keywords=[]) if fn in FUNCTIONS:
-            for arg in node.args:  # type: ignore[attr-defined]
+            for arg in node.args:
                 _check(arg, source)
             return
         case ast.Call():

@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 
-from projections.views import DeadLetterView, RunPage, RunSummary, RunView, StepErrorView, StepView
+from projections.views import (
+    DeadLetterView,
+    DefinitionVersion,
+    RunPage,
+    RunSummary,
+    RunView,
+    StepErrorView,
+    StepView,
+)
 from projections.warehouse import Warehouse
 
 _RUN_FOLD = """
@@ -214,3 +222,25 @@ def _step_view(row: dict[str, Any]) -> StepView:
         },
         last_error=error,
     )
+
+
+SELECT_WORKFLOW_DEFINITIONS = """
+SELECT JSONExtractUInt(payload, 'version') AS version, occurred_at, payload
+FROM events
+WHERE tenant_id = {tenant_id:String} AND workflow_id = {workflow_id:String} AND run_id = ''
+  AND type = 'WorkflowDefined'
+ORDER BY version, occurred_at
+LIMIT 1 BY event_id
+"""
+
+
+def workflow_definitions(wh: Warehouse, tenant_id: str, workflow_id: str) -> list[DefinitionVersion]:
+    """Every defined version of a workflow, oldest first (the last one is current)."""
+    rows = wh.query_dicts(SELECT_WORKFLOW_DEFINITIONS, {"tenant_id": tenant_id, "workflow_id": workflow_id})
+    by_version: dict[int, DefinitionVersion] = {}
+    for row in rows:
+        payload = orjson.loads(row["payload"])
+        by_version[row["version"]] = DefinitionVersion(
+            version=row["version"], defined_at=_utc(row["occurred_at"]), definition=payload["definition"]
+        )
+    return [by_version[v] for v in sorted(by_version)]

@@ -1,7 +1,7 @@
 """Typed results of the query functions (also the API's response models)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,6 +53,12 @@ class RunView(RunSummary):
 class RunPage(View):
     runs: list[RunSummary]
     next_cursor: str | None
+
+
+class DefinitionVersion(View):
+    version: int
+    defined_at: datetime
+    definition: dict[str, Any]
 
 
 class DeadLetterView(View):

@@ -102,7 +102,8 @@ async def test_openapi_describes_every_route(http):
     for path, method in [
         ("/api/events", "post"), ("/api/events/stats", "get"), ("/api/runs/{run_id}", "get"),
         ("/api/workflows/{workflow_id}/runs", "get"), ("/api/workflows/monitoring/status", "get"),
-        ("/api/dead-letters", "get"), ("/healthz", "get"),
+        ("/api/dead-letters", "get"), ("/healthz", "get"), ("/api/runs", "get"),
+        ("/api/workflows", "post"), ("/api/workflows/{workflow_id}", "get"),
     ]:  # fmt: skip
         assert method in paths[path], path
     assert "StepFailed" in spec["components"]["schemas"]

@@ -1,0 +1,96 @@
+"""Workflow definitions: define (or add a version), read the current one."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from api.routes.runs import IdPath
+from domain.dag import DefinitionError, Plan, plan_definition
+from projections import queries
+from projections.views import DefinitionVersion
+from schemas.envelope import Identifier, new_event_id
+from schemas.workflows import WorkflowDefined, WorkflowDefinedPayload, WorkflowDefinition
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+
+
+class WorkflowCreate(WorkflowDefinition):
+    """A definition and the id of the workflow it defines."""
+
+    id: Identifier
+
+
+class WorkflowPublic(BaseModel):
+    workflow_id: str
+    version: int
+    defined_at: datetime
+    definition: dict[str, Any]
+    dependencies: dict[str, list[str]]
+    """Step id -> the steps it waits for (explicit `needs` plus template and condition references)."""
+    order: list[str]
+    versions: list[int]
+
+
+def _public(workflow_id: str, current: DefinitionVersion, plan: Plan, versions: list[int]) -> WorkflowPublic:
+    return WorkflowPublic(
+        workflow_id=workflow_id,
+        version=current.version,
+        defined_at=current.defined_at,
+        definition=current.definition,
+        dependencies={s: sorted(d) for s, d in plan.dependencies.items()},
+        order=list(plan.order),
+        versions=versions,
+    )
+
+
+@router.post(
+    "",
+    response_model=WorkflowPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "identical to the current version; nothing new defined"},
+               422: {"description": "not a valid DAG: every problem is listed"}},
+)  # fmt: skip
+async def define_workflow(body: WorkflowCreate, response: Response, state: State, tenant: Tenant) -> WorkflowPublic:
+    """Define a workflow, or add a new version of it (a `WorkflowDefined` event)."""
+    definition = WorkflowDefinition.model_validate(body.model_dump(exclude={"id"}))
+    try:
+        plan = plan_definition(definition)
+    except DefinitionError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"message": "the definition is not a valid workflow", "problems": exc.problems},
+        ) from exc
+    history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, body.id)
+    as_json = definition.model_dump(mode="json")
+    if history and history[-1].definition == as_json:
+        response.status_code = status.HTTP_200_OK
+        return _public(body.id, history[-1], plan, [v.version for v in history])
+    # Versions this process assigned but the projection may not show yet.
+    key = (tenant, body.id)
+    version = max(history[-1].version if history else 0, state.assigned_versions.get(key, 0)) + 1
+    record = WorkflowDefined(
+        event_id=new_event_id(),
+        occurred_at=datetime.now(UTC),
+        tenant_id=tenant,
+        workflow_id=body.id,
+        payload=WorkflowDefinedPayload(version=version, definition=definition),
+    )
+    await state.producer.send([record])
+    state.assigned_versions[key] = version
+    current = DefinitionVersion(version=version, defined_at=record.occurred_at, definition=as_json)
+    return _public(body.id, current, plan, [v.version for v in history] + [version])
+
+
+@router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: {"description": "no such workflow"}})
+async def get_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> WorkflowPublic:
+    """The current definition, its dependency plan, and every version number."""
+    history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, workflow_id)
+    if not history:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow '{workflow_id}' not found")
+    current = history[-1]
+    plan = plan_definition(WorkflowDefinition.model_validate(current.definition))
+    return _public(workflow_id, current, plan, [v.version for v in history])
