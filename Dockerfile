@@ -9,6 +9,7 @@ COPY streams ./streams
 COPY projections ./projections
 COPY api ./api
 COPY domain ./domain
+COPY connectors ./connectors
 COPY flowledger ./flowledger
 RUN pip install --no-cache-dir . && useradd --create-home flowledger
 USER flowledger

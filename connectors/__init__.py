@@ -1,0 +1,1 @@
+"""Connectors: how a step's action reaches a service (HTTP, webhook, email, built-ins)."""
