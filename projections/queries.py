@@ -14,6 +14,7 @@ import orjson
 from projections.views import (
     DeadLetterView,
     DefinitionVersion,
+    RetryView,
     RunPage,
     RunSummary,
     RunView,
@@ -47,8 +48,8 @@ SELECT
     step_id,
     argMax(service, (attempt, occurred_at)) AS service,
     argMax(action, (attempt, occurred_at)) AS action,
-    argMax(status, (attempt, occurred_at, status_rank)) AS status,
-    max(attempt) AS attempts,
+    argMax(status, (attempt, occurred_at, status_rank)) AS step_status,
+    maxIf(attempt, status != 'retry_scheduled') AS attempts,
     min(occurred_at) AS first_started_at,
     max(occurred_at) AS last_event_at,
     argMaxIf(duration_ms, (attempt, occurred_at), duration_ms IS NOT NULL) AS last_duration_ms,
@@ -57,7 +58,11 @@ SELECT
     argMaxIf(
         (error_type, error_message, error_status_code, retry_after_s),
         (attempt, occurred_at), error_type != ''
-    ) AS last_error
+    ) AS last_error,
+    argMaxIf(output, (attempt, occurred_at), status = 'succeeded') AS last_output,
+    argMaxIf(due_at, (attempt, occurred_at), status = 'retry_scheduled') AS next_attempt_at,
+    argMaxIf(reason, (attempt, occurred_at), reason != '') AS last_reason,
+    groupArrayIf((attempt, due_at, reason), status = 'retry_scheduled') AS retries
 FROM (
     SELECT * FROM steps
     WHERE tenant_id = {tenant_id:String} AND run_id = {run_id:String}
@@ -207,20 +212,33 @@ def _summary_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _step_view(row: dict[str, Any]) -> StepView:
-    err_type, err_message, err_status, retry_after = row.pop("last_error")
+    err_type, err_message, err_status, retry_after = row["last_error"]
     error = (
         StepErrorView(type=err_type, message=err_message, status_code=err_status, retry_after_s=retry_after)
         if err_type
         else None
     )
-    row["duration_ms"] = row.pop("last_duration_ms")
+    status = row["step_status"]
     return StepView(
-        **{
-            **row,
-            "first_started_at": _utc(row["first_started_at"]),
-            "last_event_at": _utc(row["last_event_at"]),
-        },
+        step_id=row["step_id"],
+        service=row["service"],
+        action=row["action"],
+        status=status,
+        attempts=row["attempts"],
+        first_started_at=_utc(row["first_started_at"]),
+        last_event_at=_utc(row["last_event_at"]),
+        duration_ms=row["last_duration_ms"],
+        total_duration_ms=row["total_duration_ms"],
+        cost=row["cost"],
         last_error=error,
+        output=orjson.loads(row["last_output"]) if row["last_output"] not in ("", "null") else None,
+        next_attempt_at=_utc(row["next_attempt_at"])
+        if status == "retry_scheduled" and row["next_attempt_at"]
+        else None,
+        skip_reason=row["last_reason"] if status == "skipped" else None,
+        retry_schedule=[
+            RetryView(attempt=a, due_at=_utc(due), reason=reason) for a, due, reason in row["retries"] if due
+        ],
     )
 
 

@@ -19,11 +19,17 @@ class StepErrorView(View):
     retry_after_s: float | None = None
 
 
+class RetryView(View):
+    attempt: int
+    due_at: datetime
+    reason: str
+
+
 class StepView(View):
     step_id: str
     service: str
     action: str
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["running", "succeeded", "failed", "retry_scheduled", "skipped"]
     attempts: int
     first_started_at: datetime
     last_event_at: datetime
@@ -33,6 +39,13 @@ class StepView(View):
     """Sum over every finished attempt."""
     cost: float
     last_error: StepErrorView | None
+    output: Any = None
+    """Output of the latest successful attempt (executor runs)."""
+    next_attempt_at: datetime | None = None
+    """When the scheduled retry runs, while one is pending."""
+    skip_reason: str | None = None
+    retry_schedule: list[RetryView] = []
+    """Every retry the executor scheduled for this step."""
 
 
 class RunSummary(View):

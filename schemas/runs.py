@@ -2,10 +2,12 @@
 
 A run is a fold over these events, keyed by ``run_id``:
 
-    RunStarted -> (StepStarted -> StepSucceeded | StepFailed)* ->
-    RunSucceeded | RunFailed | RunCancelled
+    RunStarted -> (StepStarted -> StepSucceeded | StepFailed [-> StepRetryScheduled])*
+    (StepSkipped)* -> RunSucceeded | RunFailed | RunCancelled   [RunResumed -> ...]
 
-A retried step repeats ``StepStarted`` with ``attempt`` + 1.
+A retried step repeats ``StepStarted`` with ``attempt`` + 1. Outside producers
+send the seven core events; Flowledger's executor also writes the retry
+schedule, skips and resumptions.
 """
 
 from typing import Literal
@@ -13,7 +15,8 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import ActionName, SafeMapping, ServiceId, StepError
-from schemas.envelope import Envelope, FrozenModel, Identifier
+from schemas.envelope import Envelope, FrozenModel, Identifier, UtcDatetime
+from schemas.workflows import WorkflowDefinition
 
 
 class RunStartedPayload(FrozenModel):
@@ -21,6 +24,9 @@ class RunStartedPayload(FrozenModel):
     trigger_service: ServiceId | None = None
     inputs: SafeMapping = Field(default_factory=dict)
     timeout_s: float | None = Field(default=None, gt=0)
+    definition: WorkflowDefinition | None = Field(
+        default=None, description="The definition the run executes (set by Flowledger's executor)."
+    )
 
 
 class StepPayload(FrozenModel):
@@ -42,6 +48,25 @@ class StepFailedPayload(StepPayload):
     duration_ms: float = Field(ge=0)
     cost: float | None = Field(default=None, ge=0)
     error: StepError
+
+
+class StepRetryScheduledPayload(StepPayload):
+    """``attempt`` is the attempt that will run at ``due_at``."""
+
+    delay_s: float = Field(ge=0)
+    due_at: UtcDatetime
+    reason: str = Field(max_length=512)
+
+
+class StepSkippedPayload(FrozenModel):
+    service: ServiceId
+    action: ActionName
+    reason: str = Field(max_length=512)
+
+
+class RunResumedPayload(FrozenModel):
+    steps: tuple[Identifier, ...] = Field(description="Steps to execute again; succeeded ones are kept.")
+    reason: str | None = Field(default=None, max_length=1024)
 
 
 class RunSucceededPayload(FrozenModel):
@@ -87,6 +112,31 @@ class StepFailed(Envelope):
     run_id: Identifier
     step_id: Identifier
     payload: StepFailedPayload
+
+
+class StepRetryScheduled(Envelope):
+    type: Literal["StepRetryScheduled"] = "StepRetryScheduled"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: StepRetryScheduledPayload
+
+
+class StepSkipped(Envelope):
+    type: Literal["StepSkipped"] = "StepSkipped"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    step_id: Identifier
+    payload: StepSkippedPayload
+
+
+class RunResumed(Envelope):
+    """A failed run goes on: the listed steps run again, succeeded steps keep their outputs."""
+
+    type: Literal["RunResumed"] = "RunResumed"
+    schema_version: Literal[1] = 1
+    run_id: Identifier
+    payload: RunResumedPayload
 
 
 class RunSucceeded(Envelope):

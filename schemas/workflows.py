@@ -62,6 +62,9 @@ class WorkflowDefined(Envelope):
 class StartRunPayload(FrozenModel):
     definition_version: int | None = Field(default=None, ge=1)
     trigger_payload: SafeMapping = Field(default_factory=dict)
+    definition: WorkflowDefinition | None = Field(
+        default=None, description="Snapshot of the definition to run; the run is self-contained."
+    )
 
 
 class ReasonPayload(FrozenModel):
