@@ -1,0 +1,173 @@
+"""The executor's decisions, scenario by scenario, without Kafka."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.execution import RunState, Tick, decide, evolve, initial_state, render_params
+from schemas.runs import StepFailed, StepSucceeded
+from schemas.workflows import CancelRun, RetryRun, RetryStep, StartRun, WorkflowDefinition
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+COMMANDS = (StartRun, CancelRun, RetryRun, RetryStep)
+IDS = {"tenant_id": "acme", "workflow_id": "wf", "run_id": "run-1"}
+
+
+def definition(**trigger_extra):
+    return WorkflowDefinition.model_validate({
+        "name": "email triage",
+        "trigger": {"service": "gmail", "event": "new_email", **trigger_extra},
+        "steps": [
+            {"id": "task", "service": "asana", "action": "create_task", "params": {"name": "{{ trigger.subject }}"},
+             "retry": {"initial_interval_s": 1, "maximum_interval_s": 30, "maximum_attempts": 3, "jitter": 0}},
+            {"id": "sheet", "service": "google-sheets", "action": "append_row"},
+            {"id": "notify", "service": "slack", "action": "post_message",
+             "params": {"text": "{{ steps.task.output.url }}"}, "needs": ["sheet"]},
+            {"id": "page", "service": "pagerduty", "action": "trigger", "when": 'trigger.importance == "urgent"'},
+            {"id": "after-page", "service": "sms", "action": "send", "needs": ["page"]},
+        ],
+    })  # fmt: skip
+
+
+def start(defn=None, payload=None):
+    return StartRun(
+        event_id=str(uuid.uuid4()), occurred_at=T0, **IDS,
+        payload={"definition_version": 2, "trigger_payload": payload or {"subject": "Hi", "importance": "high"},
+                 "definition": defn or definition()},
+    )  # fmt: skip
+
+
+def feed(state: RunState, record, now=T0):
+    if not isinstance(record, (*COMMANDS, Tick)):
+        state = evolve(state, record)
+    out = decide(state, record, now=now)
+    for event in out:
+        state = evolve(state, event)
+    return state, out
+
+
+def succeeded(step_id, attempt=1, output=None, service="asana"):
+    return StepSucceeded(
+        event_id=str(uuid.uuid4()), occurred_at=T0, **IDS, step_id=step_id,
+        payload={"service": service, "action": "a", "attempt": attempt, "duration_ms": 5, "output": output or {}},
+    )  # fmt: skip
+
+
+def failed(step_id, status, attempt=1, retry_after=None):
+    error = {"type": "HTTPError", "message": f"HTTP {status}", "status_code": status, "retry_after_s": retry_after}
+    return StepFailed(
+        event_id=str(uuid.uuid4()), occurred_at=T0, **IDS, step_id=step_id,
+        payload={"service": "asana", "action": "a", "attempt": attempt, "duration_ms": 5, "error": error},
+    )  # fmt: skip
+
+
+def kinds(events):
+    return [(e.type, e.step_id) for e in events]
+
+
+def started_run():
+    return feed(initial_state(start()), start())
+
+
+def test_start_runs_every_ready_step_in_parallel_and_skips_false_conditions():
+    state, out = started_run()
+    assert kinds(out) == [
+        ("RunStarted", None), ("StepStarted", "task"), ("StepStarted", "sheet"),
+        ("StepSkipped", "page"), ("StepSkipped", "after-page"),
+    ]  # fmt: skip
+    assert out[0].payload.definition_version == 2
+    assert "condition is false" in out[3].payload.reason and "depends on skipped" in out[4].payload.reason
+    assert state.status == "running" and sorted(state.in_flight()) == ["sheet", "task"]
+    assert render_params(state, "task") == {"name": "Hi"}
+
+
+def test_dependents_start_when_all_they_need_is_done_and_the_run_succeeds():
+    state, _ = started_run()
+    state, out = feed(state, succeeded("task", output={"url": "https://asana/1"}))
+    assert kinds(out) == []  # notify also needs sheet
+    state, out = feed(state, succeeded("sheet"))
+    assert kinds(out) == [("StepStarted", "notify")]
+    assert render_params(state, "notify") == {"text": "https://asana/1"}
+    state, out = feed(state, succeeded("notify"))
+    assert kinds(out) == [("RunSucceeded", None)] and state.status == "succeeded"
+
+
+def test_trigger_filter_false_cancels_the_run():
+    command = start(definition(filter='trigger.importance == "high"'), payload={"importance": "low"})
+    state, out = feed(initial_state(command), command)
+    assert kinds(out) == [("RunStarted", None), ("RunCancelled", None)]
+    assert "trigger filter" in out[1].payload.reason and state.status == "cancelled"
+
+
+def test_a_429_is_retried_no_earlier_than_retry_after():
+    state, _ = started_run()
+    state, out = feed(state, failed("task", 429, retry_after=5))
+    assert kinds(out) == [("StepRetryScheduled", "task")]
+    assert out[0].payload.attempt == 2 and out[0].payload.due_at == T0 + timedelta(seconds=5)
+    state, out = feed(state, Tick(T0 + timedelta(seconds=4)), now=T0 + timedelta(seconds=4))
+    assert out == []
+    state, out = feed(state, Tick(T0 + timedelta(seconds=5)), now=T0 + timedelta(seconds=5))
+    assert kinds(out) == [("StepStarted", "task")] and out[0].payload.attempt == 2
+    state, again = feed(state, Tick(T0 + timedelta(seconds=6)), now=T0 + timedelta(seconds=6))
+    assert again == []  # started once
+
+
+@pytest.mark.parametrize(("status", "attempt"), [(400, 1), (401, 1), (404, 1), (503, 3)])
+def test_permanent_errors_and_exhausted_retries_fail_the_run(status, attempt):
+    state, _ = started_run()
+    state, out = feed(state, failed("task", status, attempt=attempt))
+    assert kinds(out) == [("RunFailed", None)]
+    assert out[0].payload.failed_step_id == "task" and state.status == "failed"
+    # A step still in flight may finish, but nothing new starts.
+    state, out = feed(state, succeeded("sheet"))
+    assert out == []
+
+
+def test_retry_run_reruns_only_the_failed_step_and_what_depends_on_it():
+    state, _ = started_run()
+    state, _ = feed(state, succeeded("sheet"))
+    state, _ = feed(state, failed("task", 400))
+    retry = RetryRun(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS)
+    state, out = feed(state, retry)
+    assert kinds(out) == [("RunResumed", None), ("StepStarted", "task")]
+    assert out[1].payload.attempt == 2
+    state, out = feed(state, succeeded("task", attempt=2, output={"url": "u"}))
+    assert kinds(out) == [("StepStarted", "notify")]  # sheet is not run again
+    state, out = feed(state, succeeded("notify"))
+    assert kinds(out) == [("RunSucceeded", None)]
+
+
+def test_retry_step_on_a_failed_run_resumes_that_step():
+    state, _ = started_run()
+    state, _ = feed(state, failed("task", 400))
+    command = RetryStep(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS, step_id="task")
+    state, out = feed(state, command)
+    assert kinds(out) == [("RunResumed", None), ("StepStarted", "task")]
+
+
+def test_cancel_stops_a_running_run():
+    state, _ = started_run()
+    cancel = CancelRun(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS, payload={"reason": "user"})
+    state, out = feed(state, cancel)
+    assert kinds(out) == [("RunCancelled", None)] and state.status == "cancelled"
+    state, out = feed(state, succeeded("task"))
+    assert out == []
+    assert feed(state, cancel)[1] == []
+
+
+def test_redeliveries_change_nothing_and_decisions_are_reproducible():
+    command = start()
+    state, out = feed(initial_state(command), command)
+    _, again = feed(initial_state(command), command)
+    assert [e.event_id for e in out] == [e.event_id for e in again]
+    assert feed(state, command)[1] == []  # a duplicate StartRun
+    event = succeeded("task", output={"url": "x"})
+    once, _ = feed(state, event)
+    assert evolve(once, event) is once
+
+
+def test_a_run_without_a_definition_fails_clearly():
+    command = StartRun(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS)
+    state, out = feed(initial_state(command), command)
+    assert kinds(out) == [("RunFailed", None)] and "no workflow definition" in out[0].payload.error.message
