@@ -1,0 +1,242 @@
+"""The executor's imperative shell: state store, publishing, connector calls, timers.
+
+``ExecutorRuntime`` feeds records to ``domain.execution`` and carries out what
+it decides. It knows nothing of Faust: the agent in ``streams.executor`` gives
+it a state store (a changelogged table) and a publish function, and unit tests
+give it dictionaries.
+
+Step attempts run as asyncio tasks, at most ``max_parallel`` at once per
+worker. Each attempt's result is published as ``StepSucceeded`` or
+``StepFailed`` with an id derived from the attempt, and comes back through the
+agent like any other event, so the state only ever changes by folding the log.
+After a restart, ``recover`` re-dispatches attempts that were in flight (the
+connector sees the same idempotency key) and re-arms due retries.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from connectors.base import ConnectorError, StepCall
+from domain.execution import RunState, StepState, Tick, decide, evolve, initial_state, render_params
+from schemas.common import StepError
+from schemas.envelope import Envelope, deterministic_event_id
+from schemas.runs import RunCancelled, StepFailed, StepStarted, StepSucceeded
+from schemas.workflows import CancelRun, RetryRun, RetryStep, StartRun, WorkflowDefinition
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (StartRun, CancelRun, RetryRun, RetryStep)
+Publish = Callable[[list[Envelope]], Awaitable[None]]
+
+
+class ConnectorLookup:
+    """What the runtime needs from a connector registry."""
+
+    def for_service(self, service: str) -> Any:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def encode_state(state: RunState) -> bytes:
+    return orjson.dumps({
+        "tenant_id": state.tenant_id, "workflow_id": state.workflow_id, "run_id": state.run_id,
+        "status": state.status, "version": state.version, "trigger": state.trigger,
+        "definition": state.definition.model_dump(mode="json") if state.definition else None,
+        "started_at": state.started_at.isoformat() if state.started_at else None,
+        "applied": sorted(state.applied),
+        "steps": {
+            sid: {"status": s.status, "attempt": s.attempt, "output": s.output,
+                  "error": s.error.model_dump() if s.error else None,
+                  "due_at": s.due_at.isoformat() if s.due_at else None}
+            for sid, s in state.steps.items()
+        },
+    })  # fmt: skip
+
+
+def decode_state(raw: bytes) -> RunState:
+    data = orjson.loads(raw)
+    definition = WorkflowDefinition.model_validate(data["definition"]) if data["definition"] else None
+    steps = {
+        sid: StepState(
+            status=s["status"],
+            attempt=s["attempt"],
+            output=s["output"],
+            error=StepError.model_validate(s["error"]) if s["error"] else None,
+            due_at=datetime.fromisoformat(s["due_at"]) if s["due_at"] else None,
+        )  # fmt: skip
+        for sid, s in data["steps"].items()
+    }
+    state = RunState(
+        tenant_id=data["tenant_id"], workflow_id=data["workflow_id"], run_id=data["run_id"],
+        status=data["status"], definition=definition, version=data["version"], trigger=data["trigger"],
+        steps=steps, started_at=datetime.fromisoformat(data["started_at"]) if data["started_at"] else None,
+        applied=frozenset(data["applied"]),
+    )  # fmt: skip
+    return replace(state, compiled=state.plan) if definition else state
+
+
+class ExecutorRuntime:
+    def __init__(
+        self,
+        *,
+        states: MutableMapping[str, bytes],
+        publish: Publish,
+        connectors: ConnectorLookup,
+        max_parallel: int = 8,
+        default_timeout_s: float = 30.0,
+    ) -> None:
+        self.states = states
+        self.publish = publish
+        self.connectors = connectors
+        self.slots = asyncio.Semaphore(max_parallel)
+        self.default_timeout_s = default_timeout_s
+        self.in_flight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self.active: set[str] = set()
+        self.dispatch_delays_ms: list[float] = []
+        """How long each StepStarted waited for a free slot (for benchmarks)."""
+        self.steps_finished = 0
+
+    # -- records ------------------------------------------------------------------------------------
+
+    async def handle(self, records: Iterable[Envelope]) -> None:
+        """Fold and decide a batch of records; one state write per run per batch."""
+        by_run: dict[str, list[Envelope]] = {}
+        for record in records:
+            if record.run_id and (isinstance(record, COMMANDS) or record.type in _RUN_EVENT_TYPES):
+                by_run.setdefault(record.run_id, []).append(record)
+        now = datetime.now(UTC)
+        for run_id, run_records in by_run.items():
+            state = self._load(run_id)
+            if state is None:
+                if not any(isinstance(r, StartRun) for r in run_records):
+                    continue  # a run reported by an outside producer: nothing to execute
+                state = initial_state(run_records[0])
+            emitted: list[Envelope] = []
+            for record in run_records:
+                if not isinstance(record, COMMANDS):
+                    if record.event_id in state.applied:
+                        continue  # our own event coming back, or a redelivery
+                    state = evolve(state, record)
+                for event in decide(state, record, now=now):
+                    state = evolve(state, event)
+                    emitted.append(event)
+            await self._commit(state, emitted)
+
+    async def tick(self) -> None:
+        """Start every retry that has come due."""
+        now = datetime.now(UTC)
+        for run_id in list(self.active):
+            state = self._load(run_id)
+            if state is None or state.status != "running":
+                self.active.discard(run_id)
+                continue
+            if not state.due(now):
+                continue
+            emitted = decide(state, Tick(now), now=now)
+            for event in emitted:
+                state = evolve(state, event)
+            await self._commit(state, emitted)
+
+    async def recover(self) -> int:
+        """After a restart: re-dispatch attempts that were in flight, track running runs."""
+        redispatched = 0
+        for run_id, raw in list(self.states.items()):
+            state = decode_state(raw)
+            if state.status != "running":
+                continue
+            self.active.add(run_id)
+            for step_id in state.in_flight():
+                if (run_id, step_id, state.steps[step_id].attempt) not in self.in_flight:
+                    self._dispatch(state, step_id, state.steps[step_id].attempt)
+                    redispatched += 1
+        return redispatched
+
+    async def _commit(self, state: RunState, emitted: list[Envelope]) -> None:
+        if emitted:
+            await self.publish(emitted)
+        self.states[state.run_id] = encode_state(state)
+        if state.status == "running":
+            self.active.add(state.run_id)
+        else:
+            self.active.discard(state.run_id)
+        for event in emitted:
+            if isinstance(event, StepStarted):
+                self._dispatch(state, event.step_id, event.payload.attempt)
+            elif isinstance(event, RunCancelled):
+                self._cancel_run(state.run_id)
+
+    def _load(self, run_id: str) -> RunState | None:
+        raw = self.states.get(run_id)
+        return decode_state(raw) if raw is not None else None
+
+    # -- step attempts ------------------------------------------------------------------------------
+
+    def _dispatch(self, state: RunState, step_id: str, attempt: int) -> None:
+        key = (state.run_id, step_id, attempt)
+        if key in self.in_flight:
+            return
+        task = asyncio.create_task(self._attempt(state, step_id, attempt, time.perf_counter()))
+        self.in_flight[key] = task
+        task.add_done_callback(lambda _t: self.in_flight.pop(key, None))
+
+    def _cancel_run(self, run_id: str) -> None:
+        for (rid, _step, _attempt), task in list(self.in_flight.items()):
+            if rid == run_id:
+                task.cancel()
+
+    async def _attempt(self, state: RunState, step_id: str, attempt: int, queued_at: float) -> None:
+        step = state.step(step_id)
+        async with self.slots:
+            self.dispatch_delays_ms.append((time.perf_counter() - queued_at) * 1000)
+            started = time.perf_counter()
+            call = StepCall(
+                tenant_id=state.tenant_id, workflow_id=state.workflow_id, run_id=state.run_id, step_id=step_id,
+                attempt=attempt, service=step.service, action=step.action, params=render_params(state, step_id),
+                credential_id=step.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
+            )  # fmt: skip
+            result = await self._call(call)
+            duration_ms = (time.perf_counter() - started) * 1000
+        await self.publish([_result_event(state, step_id, attempt, step.service, step.action, duration_ms, result)])
+        self.steps_finished += 1
+
+    async def _call(self, call: StepCall) -> dict[str, Any] | StepError:
+        try:
+            connector = self.connectors.for_service(call.service)
+            output = await asyncio.wait_for(connector.call(call), timeout=call.timeout_s)
+            return output if isinstance(output, dict) else {"value": output}
+        except ConnectorError as exc:
+            return StepError(
+                type=exc.error_type, message=exc.message, status_code=exc.status_code, retry_after_s=exc.retry_after_s
+            )
+        except TimeoutError:
+            return StepError(type="Timeout", message=f"step timed out after {call.timeout_s:g}s")
+        except Exception as exc:  # a bug in a connector is a failed step, not a dead executor
+            log.exception("connector for %s crashed", call.service)
+            return StepError(type=type(exc).__name__, message=str(exc)[:500])
+
+
+_RUN_EVENT_TYPES = frozenset({
+    "RunStarted", "StepStarted", "StepSucceeded", "StepFailed", "StepRetryScheduled", "StepSkipped",
+    "RunResumed", "RunSucceeded", "RunFailed", "RunCancelled",
+})  # fmt: skip
+
+
+def _result_event(
+    state: RunState, step_id: str, attempt: int, service: str, action: str, duration_ms: float,
+    result: dict[str, Any] | StepError,
+) -> Envelope:  # fmt: skip
+    common: dict[str, Any] = {
+        "event_id": deterministic_event_id(state.run_id, step_id, str(attempt), "result"),
+        "occurred_at": datetime.now(UTC), "tenant_id": state.tenant_id, "workflow_id": state.workflow_id,
+        "run_id": state.run_id, "step_id": step_id, "correlation_id": state.run_id,
+    }  # fmt: skip
+    payload: dict[str, Any] = {"service": service, "action": action, "attempt": attempt, "duration_ms": duration_ms}
+    if isinstance(result, StepError):
+        return StepFailed.model_validate({**common, "payload": {**payload, "error": result}})
+    return StepSucceeded.model_validate({**common, "payload": {**payload, "output": result}})
