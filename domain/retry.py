@@ -88,7 +88,9 @@ def decide_retry(policy: RetryPolicy, attempt: int, error: StepError, *, rng: ra
 
     if error.type in policy.non_retryable_error_types:
         return stop(f"{error.type} is non-retryable by policy")
-    if error_class not in RETRYABLE_CLASSES:
+    if error.retryable is False:
+        return stop(f"{error.type} is permanent")
+    if error_class not in RETRYABLE_CLASSES and error.retryable is not True:
         return stop(f"{error_class} is not retryable")
     if attempt >= policy.maximum_attempts:
         return stop(f"attempt {attempt} of {policy.maximum_attempts}: no attempts left")

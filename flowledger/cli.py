@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--events", type=int, default=200_000)
     ingest.add_argument("--samples", type=int, default=200, help="runs probed for visibility")
     ingest.add_argument("--rate", type=float, default=0.0, help="events/s to produce at (0: unlimited)")
+    sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=5070)
+    sandbox.add_argument("--faults", type=Path, default=None, help="JSON fault schedule file")
+    sandbox.add_argument("--latency", default="trace", help="trace | zero | fixed:MS")
+    sandbox.add_argument("--seed", type=int, default=None)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -164,8 +170,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from flowledger.sandbox import run_sandbox
+
+    run_sandbox(args.host, args.port, args.faults, args.latency, args.seed)
+    return 0
+
+
 COMMANDS = {
     "up": cmd_up, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
-    "schemas": cmd_schemas, "bench": cmd_bench,
+    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox,
 }  # fmt: skip

@@ -38,3 +38,6 @@ class StepError(FrozenModel):
     message: RedactedText
     status_code: int | None = Field(default=None, ge=100, le=599)
     retry_after_s: float | None = Field(default=None, ge=0)
+    retryable: bool | None = Field(
+        default=None, description="What the connector knows; None lets the retry policy decide from the error class."
+    )

@@ -27,4 +27,7 @@ app = faust.App(
 )
 
 # Agents (imported for their registration side effect).
-from streams import ingest_stats  # noqa: E402,F401
+from streams import (
+    executor,  # noqa: E402,F401
+    ingest_stats,  # noqa: E402,F401
+)

@@ -19,11 +19,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from connectors.base import ConnectorError, StepCall
+from connectors.base import Connector, ConnectorError, StepCall
 from domain.execution import RunState, StepState, Tick, decide, evolve, initial_state, render_params
 from schemas.common import StepError
 from schemas.envelope import Envelope, deterministic_event_id
@@ -36,11 +36,10 @@ COMMANDS = (StartRun, CancelRun, RetryRun, RetryStep)
 Publish = Callable[[list[Envelope]], Awaitable[None]]
 
 
-class ConnectorLookup:
+class ConnectorLookup(Protocol):
     """What the runtime needs from a connector registry."""
 
-    def for_service(self, service: str) -> Any:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def for_service(self, service: str) -> Connector: ...
 
 
 def encode_state(state: RunState) -> bytes:
@@ -212,8 +211,9 @@ class ExecutorRuntime:
             return output if isinstance(output, dict) else {"value": output}
         except ConnectorError as exc:
             return StepError(
-                type=exc.error_type, message=exc.message, status_code=exc.status_code, retry_after_s=exc.retry_after_s
-            )
+                type=exc.error_type, message=exc.message, status_code=exc.status_code,
+                retry_after_s=exc.retry_after_s, retryable=exc.retryable,
+            )  # fmt: skip
         except TimeoutError:
             return StepError(type="Timeout", message=f"step timed out after {call.timeout_s:g}s")
         except Exception as exc:  # a bug in a connector is a failed step, not a dead executor

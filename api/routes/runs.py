@@ -1,13 +1,17 @@
 """Runs and their steps, as projected from the log."""
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import State, Tenant
 from projections import queries
 from projections.views import DeadLetterView, RunPage, RunStatus, RunSummary, RunView
+from schemas.envelope import Envelope, new_event_id
+from schemas.workflows import CancelRun, ReasonPayload, RetryRun, RetryStep, RetryStepPayload
 
 router = APIRouter(tags=["runs"])
 
@@ -32,6 +36,73 @@ async def get_run(run_id: IdPath, state: State, tenant: Tenant) -> RunView:
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run '{run_id}' not found")
     return run
+
+
+class RetryRequest(BaseModel):
+    step_id: str | None = None
+    """Retry only this step (`RetryStep`); the whole failed run (`RetryRun`) when omitted."""
+    reason: str | None = None
+
+
+class CommandAcceptedPublic(BaseModel):
+    accepted: str
+    run_id: str
+
+
+@router.post(
+    "/api/runs/{run_id}/cancel",
+    response_model=CommandAcceptedPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such run"}, 409: {"description": "the run has already ended"}},
+)
+async def cancel_run(run_id: IdPath, state: State, tenant: Tenant) -> CommandAcceptedPublic:
+    """Stop a running run: no new step starts and in-flight attempts are abandoned."""
+    run = await _existing_run(state, tenant, run_id)
+    if run.status != "running":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"run '{run_id}' is {run.status}; only a running run can be cancelled"
+        )
+    await state.producer.send(
+        [CancelRun(**_command_ids(tenant, run), payload=ReasonPayload(reason="cancelled via API"))]
+    )
+    return CommandAcceptedPublic(accepted="CancelRun", run_id=run_id)
+
+
+@router.post(
+    "/api/runs/{run_id}/retry",
+    response_model=CommandAcceptedPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such run"}, 409: {"description": "the run has not failed"}},
+)
+async def retry_run(
+    run_id: IdPath, state: State, tenant: Tenant, body: RetryRequest | None = None
+) -> CommandAcceptedPublic:
+    """Resume a failed run from its failed steps; succeeded steps are not executed again."""
+    run = await _existing_run(state, tenant, run_id)
+    if run.status != "failed":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"run '{run_id}' is {run.status}; only a failed run can be retried"
+        )
+    reason = ReasonPayload(reason=(body.reason if body else None) or "retried via API")
+    if body and body.step_id:
+        command: Envelope = RetryStep(**_command_ids(tenant, run), step_id=body.step_id,
+                                      payload=RetryStepPayload(reason=reason.reason))  # fmt: skip
+    else:
+        command = RetryRun(**_command_ids(tenant, run), payload=reason)
+    await state.producer.send([command])
+    return CommandAcceptedPublic(accepted=command.type, run_id=run_id)
+
+
+async def _existing_run(state: State, tenant: str, run_id: str) -> RunView:
+    run = await run_in_threadpool(queries.get_run, state.warehouse, tenant, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run '{run_id}' not found")
+    return run
+
+
+def _command_ids(tenant: str, run: RunView) -> dict[str, Any]:
+    return {"event_id": new_event_id(), "occurred_at": datetime.now(UTC), "tenant_id": tenant,
+            "workflow_id": run.workflow_id, "run_id": run.run_id}  # fmt: skip
 
 
 @router.get("/api/workflows/{workflow_id}/runs", response_model=RunPage)

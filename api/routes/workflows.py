@@ -1,5 +1,6 @@
 """Workflow definitions: define (or add a version), read the current one."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,11 +10,20 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import State, Tenant
 from api.routes.runs import IdPath
+from api.state import AppState
 from domain.dag import DefinitionError, Plan, plan_definition
 from projections import queries
 from projections.views import DefinitionVersion
-from schemas.envelope import Identifier, new_event_id
-from schemas.workflows import WorkflowDefined, WorkflowDefinedPayload, WorkflowDefinition
+from schemas.envelope import Identifier, deterministic_event_id, new_event_id
+from schemas.workflows import (
+    PauseWorkflow,
+    ResumeWorkflow,
+    StartRun,
+    StartRunPayload,
+    WorkflowDefined,
+    WorkflowDefinedPayload,
+    WorkflowDefinition,
+)
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -94,3 +104,74 @@ async def get_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> Wor
     current = history[-1]
     plan = plan_definition(WorkflowDefinition.model_validate(current.definition))
     return _public(workflow_id, current, plan, [v.version for v in history])
+
+
+class RunRequest(BaseModel):
+    trigger: dict[str, Any] = {}
+    """The trigger payload (what templates read as `trigger.*`)."""
+    version: int | None = None
+    """Definition version to run; the current one when omitted."""
+    run_id: Identifier | None = None
+    """Your id for the run (idempotent: the same id never starts twice); generated when omitted."""
+
+
+class RunAcceptedPublic(BaseModel):
+    run_id: str
+    workflow_id: str
+    version: int
+
+
+@router.post(
+    "/{workflow_id}/runs",
+    response_model=RunAcceptedPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such workflow or version"}},
+)
+async def start_run(workflow_id: IdPath, body: RunRequest, state: State, tenant: Tenant) -> RunAcceptedPublic:
+    """Start a run (a `StartRun` command carrying the definition it will execute)."""
+    history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, workflow_id)
+    chosen = [v for v in history if body.version is None or v.version == body.version]
+    if not chosen:
+        what = f"version {body.version} of workflow" if body.version else "workflow"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} '{workflow_id}' not found")
+    current = chosen[-1]
+    run_id = body.run_id or f"run-{uuid.uuid4().hex[:16]}"
+    command = StartRun(
+        event_id=deterministic_event_id(tenant, workflow_id, run_id, "StartRun"),
+        occurred_at=datetime.now(UTC),
+        tenant_id=tenant,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        payload=StartRunPayload(
+            definition_version=current.version,
+            trigger_payload=body.trigger,
+            definition=WorkflowDefinition.model_validate(current.definition),
+        ),
+    )
+    await state.producer.send([command])
+    return RunAcceptedPublic(run_id=run_id, workflow_id=workflow_id, version=current.version)
+
+
+class CommandAcceptedPublic(BaseModel):
+    accepted: str
+
+
+@router.post("/{workflow_id}/pause", response_model=CommandAcceptedPublic, status_code=status.HTTP_202_ACCEPTED)
+async def pause_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> CommandAcceptedPublic:
+    """New runs of the workflow wait until it is resumed; running ones go on."""
+    await _workflow_command(PauseWorkflow, workflow_id, state, tenant)
+    return CommandAcceptedPublic(accepted="PauseWorkflow")
+
+
+@router.post("/{workflow_id}/resume", response_model=CommandAcceptedPublic, status_code=status.HTTP_202_ACCEPTED)
+async def resume_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> CommandAcceptedPublic:
+    """Runs that waited while the workflow was paused start now."""
+    await _workflow_command(ResumeWorkflow, workflow_id, state, tenant)
+    return CommandAcceptedPublic(accepted="ResumeWorkflow")
+
+
+async def _workflow_command(
+    cls: type[PauseWorkflow] | type[ResumeWorkflow], workflow_id: str, state: AppState, tenant: str
+) -> None:
+    command = cls(event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=workflow_id)
+    await state.producer.send([command])

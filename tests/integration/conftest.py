@@ -122,3 +122,119 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30,
             return last
         await asyncio.sleep(every_s)
     raise AssertionError(f"condition not met in {timeout_s}s; last: {last!r}")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+class SandboxProcess:
+    """``flowledger sandbox`` on a free port."""
+
+    def __init__(self, directory: Path, latency: str = "fixed:150") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = directory / "sandbox.log"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowledger", "sandbox", "--port", str(self.port), "--latency", latency,
+                 "--seed", "7"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_preexec,
+            )  # fmt: skip
+        _wait_http(f"{self.url}/_sandbox/stats", self.proc, self.log)
+
+    def faults(self, schedule: list[dict[str, Any]]) -> None:
+        httpx.put(f"{self.url}/_sandbox/faults", json=schedule).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/_sandbox/stats").json()
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+
+class WorkerProcess:
+    """``flowledger worker`` (the Faust app: executor and counters)."""
+
+    def __init__(self, bootstrap: str, data_dir: Path, sandbox: SandboxProcess, smtp_port: int) -> None:
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "FLOWLEDGER_DATA_DIR": str(data_dir),
+            "FLOWLEDGER_SERVICE_BASE_URL": sandbox.url,
+            "FLOWLEDGER_SMTP_HOST": "127.0.0.1",
+            "FLOWLEDGER_SMTP_PORT": str(smtp_port),
+            "FLOWLEDGER_WORKER_HEARTBEAT_S": "1",
+        }
+        self.log = data_dir / "worker.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowledger", "worker"], env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=child_preexec,
+            )  # fmt: skip
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, timeout_s=15)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Any] = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+                sink.messages.append(envelope)
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    process = SandboxProcess(tmp_path_factory.mktemp("sandbox"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp():
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(broker, sandbox, smtp, tmp_path_factory):
+    process = WorkerProcess(broker.bootstrap, tmp_path_factory.mktemp("worker"), sandbox, smtp.port).start()
+    yield process
+    process.stop()

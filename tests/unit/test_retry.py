@@ -44,6 +44,8 @@ def test_classify(type_, status, expected):
         (StepError(type="E", message="m", status_code=429, retry_after_s=500), RetryPolicy(maximum_interval_s=60),
          1, False, "exceeds the maximum"),
         (StepError(type="E", message="m", status_code=429, retry_after_s=5), RetryPolicy(), 1, True, "rate_limited"),
+        (StepError(type="SMTPTransient", message="m", retryable=True), RetryPolicy(), 1, True, "unknown is retryable"),
+        (StepError(type="E", message="m", status_code=503, retryable=False), RetryPolicy(), 1, False, "permanent"),
     ],
 )  # fmt: skip
 def test_decisions(error, policy, attempt, retry, reason_part):

@@ -1,0 +1,155 @@
+"""Agent ``execute_runs``: the durable, event-sourced workflow executor.
+
+Input topics: ``workflow-commands`` (StartRun, CancelRun, RetryRun, RetryStep)
+and ``workflow-events`` (the runs' own events, including step results), both
+keyed by run id and so co-partitioned.
+Output topic: ``workflow-events`` (RunStarted, StepStarted, StepRetryScheduled,
+StepSkipped, StepSucceeded/StepFailed from connector calls, RunResumed,
+RunSucceeded/RunFailed/RunCancelled).
+Dead letters: none here; the projector dead-letters undecodable records.
+Table: ``run_state_by_run`` (run id -> encoded ``RunState``), changelogged, so
+a restarted worker resumes where the log says.
+Delivery: at-least-once. Emitted ids are derived from their causes, so a
+reprocessed record re-emits the same ids (deduplicated downstream and by the
+fold); a re-dispatched attempt reaches the service with the same idempotency
+key. Timer ``start_due_retries`` starts retries whose time has come.
+
+Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
+waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
+"""
+
+import logging
+import os
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors.credentials import CredentialStore
+from connectors.registry import ConnectorRegistry
+from flowledger.client import Producer
+from schemas import topics
+from schemas.envelope import Envelope
+from schemas.registry import decode
+from schemas.workflows import PauseWorkflow, ResumeWorkflow, StartRun
+from streams.app import app, settings
+from streams.runtime import ExecutorRuntime
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_EXECUTIONS = int(os.environ.get("MAX_PARALLEL_EXECUTIONS", "8"))
+PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]  # co-partitioned with the input topics
+
+executor_input = app.topic(
+    topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw"
+)
+run_state_by_run = app.Table(
+    "run_state_by_run", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
+)
+paused_workflows = app.Table(
+    "paused_workflows", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
+)
+runs_waiting_by_workflow = app.Table(
+    "runs_waiting_by_workflow",
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=PARTITIONS,
+    use_partitioner=True,
+)
+
+
+class TableStates(MutableMapping[str, bytes]):
+    """The runtime's state store over a Faust table with str keys and bytes values."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return bytes(value)
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode() if isinstance(k, bytes) else str(k) for k in self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.producer: Producer | None = None
+
+    async def __call__(self, events: list[Envelope]) -> None:
+        if self.producer is None:
+            self.producer = Producer(settings.bootstrap, linger_ms=0)
+            await self.producer.start()
+        await self.producer.send(events)
+
+
+def _registry() -> ConnectorRegistry:
+    data_dir = Path(settings.flowledger_data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=MAX_PARALLEL_EXECUTIONS * 4))
+    return ConnectorRegistry.from_env(CredentialStore(data_dir), client)
+
+
+runtime = ExecutorRuntime(
+    states=TableStates(run_state_by_run),
+    publish=_Publisher(),
+    connectors=_registry(),
+    max_parallel=MAX_PARALLEL_EXECUTIONS,
+)
+_recovered = False
+
+
+@app.agent(executor_input)
+async def execute_runs(stream):  # type: ignore[no-untyped-def]
+    async for values in stream.take(500, within=0.002):
+        records: list[Envelope] = []
+        for value in values:
+            good, _bad = decode(value)
+            records.extend(good)
+        await runtime.handle(await _gate_paused(records))
+
+
+async def _gate_paused(records: list[Envelope]) -> list[Envelope]:
+    """Hold StartRun of paused workflows; release them on ResumeWorkflow."""
+    passed: list[Envelope] = []
+    for record in records:
+        key = f"{record.tenant_id}/{record.workflow_id}".encode()
+        if isinstance(record, PauseWorkflow):
+            paused_workflows[key] = b"1"
+        elif isinstance(record, ResumeWorkflow):
+            paused_workflows[key] = b"0"
+            waiting = runs_waiting_by_workflow.get(key)
+            runs_waiting_by_workflow[key] = b""
+            for raw in filter(None, (waiting or b"").split(b"\n")):
+                passed.extend(decode(raw)[0])
+        elif isinstance(record, StartRun) and paused_workflows.get(key) == b"1":
+            waiting = runs_waiting_by_workflow.get(key) or b""
+            runs_waiting_by_workflow[key] = waiting + record.model_dump_json().encode() + b"\n"
+        else:
+            passed.append(record)
+    return passed
+
+
+@app.timer(interval=0.1)
+async def start_due_retries() -> None:
+    global _recovered
+    if not _recovered and app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+        _recovered = True
+        count = await runtime.recover()
+        if count:
+            log.warning("re-dispatched %d step attempts that were in flight before a restart", count)
+    if _recovered:
+        await runtime.tick()
