@@ -27,7 +27,4 @@ app = faust.App(
 )
 
 # Agents (imported for their registration side effect).
-from streams import (
-    executor,  # noqa: E402,F401
-    ingest_stats,  # noqa: E402,F401
-)
+from streams import executor, ingest_stats  # noqa: E402,F401
