@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_argument("--events", type=int, default=200_000)
     ingest.add_argument("--samples", type=int, default=200, help="runs probed for visibility")
     ingest.add_argument("--rate", type=float, default=0.0, help="events/s to produce at (0: unlimited)")
+    execution = bench_sub.add_parser("execution", help="the executor against sandbox services at zero latency")
+    execution.add_argument("--runs", type=int, default=2000)
+    execution.add_argument("--rate", type=float, default=200.0, help="runs started per second (0: all at once)")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -165,6 +168,10 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "execution":
+        from flowledger.bench_execution import bench_execution
+
+        return bench_execution(runs=args.runs, rate=args.rate)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

@@ -87,6 +87,7 @@ class Projector:
         max_records: int = 1_000,
         workers: int = 1,
         heartbeat_every_s: float = 5.0,
+        linger_s: float = 0.2,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.warehouse = warehouse
@@ -97,6 +98,7 @@ class Projector:
         self.stats = ProjectorStats()
         self.ready = asyncio.Event()
         self.heartbeat_every_s = heartbeat_every_s
+        self.linger_s = linger_s
         self.worker_id = f"projector-{socket.gethostname()}-{os.getpid()}"
         self._last_heartbeat = 0.0
         self._records_at_heartbeat = 0
@@ -142,7 +144,7 @@ class Projector:
         try:
             while not stopping.is_set():
                 started = time.perf_counter()
-                fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                fetched = await self._fetch_slice(consumer)
                 if fetched:
                     self.stats.fetch_s += time.perf_counter() - started
                     raw = [(m.topic, m.partition, m.offset, m.value) for ms in fetched.values() for m in ms]
@@ -169,6 +171,20 @@ class Projector:
         self._last_heartbeat, self._records_at_heartbeat = now, stats.records
         beat = heartbeat(self.worker_id, stats, rate)
         await producer.send(topics.WORKER_HEARTBEATS, to_json(beat), key=b"all")
+
+    async def _fetch_slice(self, consumer):  # type: ignore[no-untyped-def]
+        """Up to ``max_records`` messages; a slice that starts small waits up to
+        ``linger_s`` for more, since each insert has a fixed cost that a trickle
+        of tiny slices would pay over and over."""
+        fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+        count = sum(len(m) for m in fetched.values())
+        deadline = time.perf_counter() + self.linger_s
+        while fetched and count < self.max_records and (left := deadline - time.perf_counter()) > 0:
+            more = await consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=self.max_records - count)
+            for tp, messages in more.items():
+                fetched.setdefault(tp, []).extend(messages)
+                count += len(messages)
+        return fetched
 
     async def _finish(self, consumer, producer, fetched, encoded: EncodedSlice, stopping) -> None:  # type: ignore[no-untyped-def]
         for letter in encoded.new_dead_letters:

@@ -42,11 +42,26 @@ class ConnectorLookup(Protocol):
     def for_service(self, service: str) -> Connector: ...
 
 
+_DEFINITION_JSON: dict[int, tuple[WorkflowDefinition, orjson.Fragment]] = {}
+
+
+def _definition_json(definition: WorkflowDefinition | None) -> orjson.Fragment | None:
+    """A run's definition never changes: encode it once per definition object."""
+    if definition is None:
+        return None
+    cached = _DEFINITION_JSON.get(id(definition))
+    if cached is None or cached[0] is not definition:
+        if len(_DEFINITION_JSON) > 10_000:
+            _DEFINITION_JSON.clear()
+        cached = _DEFINITION_JSON[id(definition)] = (definition, orjson.Fragment(definition.model_dump_json()))
+    return cached[1]
+
+
 def encode_state(state: RunState) -> bytes:
     return orjson.dumps({
         "tenant_id": state.tenant_id, "workflow_id": state.workflow_id, "run_id": state.run_id,
         "status": state.status, "version": state.version, "trigger": state.trigger,
-        "definition": state.definition.model_dump(mode="json") if state.definition else None,
+        "definition": _definition_json(state.definition),
         "started_at": state.started_at.isoformat() if state.started_at else None,
         "applied": sorted(state.applied),
         "steps": {
@@ -96,6 +111,8 @@ class ExecutorRuntime:
         self.slots = asyncio.Semaphore(max_parallel)
         self.default_timeout_s = default_timeout_s
         self.in_flight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self.cache: dict[str, RunState] = {}
+        """Decoded states of this worker's runs; the table is the durable copy."""
         self.active: set[str] = set()
         self.dispatch_delays_ms: list[float] = []
         """How long each StepStarted waited for a free slot (for benchmarks)."""
@@ -104,14 +121,15 @@ class ExecutorRuntime:
     # -- records ------------------------------------------------------------------------------------
 
     async def handle(self, records: Iterable[Envelope]) -> None:
-        """Fold and decide a batch of records; one state write per run per batch."""
+        """Fold and decide a batch of records: one publish and one state write per run per batch."""
         by_run: dict[str, list[Envelope]] = {}
         for record in records:
             if record.run_id and (isinstance(record, COMMANDS) or record.type in _RUN_EVENT_TYPES):
                 by_run.setdefault(record.run_id, []).append(record)
         now = datetime.now(UTC)
+        results: list[tuple[RunState, list[Envelope]]] = []
         for run_id, run_records in by_run.items():
-            state = self._load(run_id)
+            loaded = state = self._load(run_id)
             if state is None:
                 if not any(isinstance(r, StartRun) for r in run_records):
                     continue  # a run reported by an outside producer: nothing to execute
@@ -125,11 +143,14 @@ class ExecutorRuntime:
                 for event in decide(state, record, now=now):
                     state = evolve(state, event)
                     emitted.append(event)
-            await self._commit(state, emitted)
+            if state is not loaded:
+                results.append((state, emitted))
+        await self._commit(results)
 
     async def tick(self) -> None:
         """Start every retry that has come due."""
         now = datetime.now(UTC)
+        results: list[tuple[RunState, list[Envelope]]] = []
         for run_id in list(self.active):
             state = self._load(run_id)
             if state is None or state.status != "running":
@@ -140,7 +161,8 @@ class ExecutorRuntime:
             emitted = decide(state, Tick(now), now=now)
             for event in emitted:
                 state = evolve(state, event)
-            await self._commit(state, emitted)
+            results.append((state, emitted))
+        await self._commit(results)
 
     async def recover(self) -> int:
         """After a restart: re-dispatch attempts that were in flight, track running runs."""
@@ -156,23 +178,43 @@ class ExecutorRuntime:
                     redispatched += 1
         return redispatched
 
-    async def _commit(self, state: RunState, emitted: list[Envelope]) -> None:
+    async def _commit(self, results: list[tuple[RunState, list[Envelope]]]) -> None:
+        """Publish what was decided, then record the states, then act (dispatch, cancel).
+
+        Publishing first means a crash before the state write only repeats
+        decisions, with the same ids; never acts on one the log does not hold.
+        """
+        emitted = [event for _, events in results for event in events]
         if emitted:
             await self.publish(emitted)
-        self.states[state.run_id] = encode_state(state)
-        if state.status == "running":
-            self.active.add(state.run_id)
-        else:
-            self.active.discard(state.run_id)
-        for event in emitted:
-            if isinstance(event, StepStarted):
-                self._dispatch(state, event.step_id, event.payload.attempt)
-            elif isinstance(event, RunCancelled):
-                self._cancel_run(state.run_id)
+        for state, events in results:
+            self._store(state)
+            if state.status == "running":
+                self.active.add(state.run_id)
+            else:
+                self.active.discard(state.run_id)
+            for event in events:
+                if isinstance(event, StepStarted):
+                    self._dispatch(state, event.step_id, event.payload.attempt)
+                elif isinstance(event, RunCancelled):
+                    self._cancel_run(state.run_id)
 
     def _load(self, run_id: str) -> RunState | None:
+        cached = self.cache.get(run_id)
+        if cached is not None:
+            return cached
         raw = self.states.get(run_id)
-        return decode_state(raw) if raw is not None else None
+        if raw is None:
+            return None
+        state = self.cache[run_id] = decode_state(raw)
+        return state
+
+    def _store(self, state: RunState) -> None:
+        self.states[state.run_id] = encode_state(state)
+        if state.status in ("succeeded", "cancelled"):
+            self.cache.pop(state.run_id, None)  # finished for good; the table keeps it
+        else:
+            self.cache[state.run_id] = state
 
     # -- step attempts ------------------------------------------------------------------------------
 
