@@ -27,6 +27,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -172,7 +173,7 @@ class Projector:
         beat = heartbeat(self.worker_id, stats, rate)
         await producer.send(topics.WORKER_HEARTBEATS, to_json(beat), key=b"all")
 
-    async def _fetch_slice(self, consumer):  # type: ignore[no-untyped-def]
+    async def _fetch_slice(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
         """Up to ``max_records`` messages; a slice that starts small waits up to
         ``linger_s`` for more, since each insert has a fixed cost that a trickle
         of tiny slices would pay over and over."""

@@ -179,25 +179,29 @@ class ExecutorRuntime:
         return redispatched
 
     async def _commit(self, results: list[tuple[RunState, list[Envelope]]]) -> None:
-        """Publish what was decided, then record the states, then act (dispatch, cancel).
+        """Act on what was decided (dispatch, cancel) while it is published, then record the states.
 
-        Publishing first means a crash before the state write only repeats
-        decisions, with the same ids; never acts on one the log does not hold.
+        A step call may begin before its StepStarted is acknowledged: if the
+        worker dies in between, the record is decided again after the restart
+        with the same event id and the call is repeated with the same
+        idempotency key, which the service deduplicates. The state is written
+        only after the broker acknowledged the events it reflects.
         """
         emitted = [event for _, events in results for event in events]
-        if emitted:
-            await self.publish(emitted)
         for state, events in results:
-            self._store(state)
-            if state.status == "running":
-                self.active.add(state.run_id)
-            else:
-                self.active.discard(state.run_id)
             for event in events:
                 if isinstance(event, StepStarted):
                     self._dispatch(state, event.step_id, event.payload.attempt)
                 elif isinstance(event, RunCancelled):
                     self._cancel_run(state.run_id)
+        if emitted:
+            await self.publish(emitted)
+        for state, _events in results:
+            self._store(state)
+            if state.status == "running":
+                self.active.add(state.run_id)
+            else:
+                self.active.discard(state.run_id)
 
     def _load(self, run_id: str) -> RunState | None:
         cached = self.cache.get(run_id)
