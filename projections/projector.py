@@ -177,7 +177,7 @@ class Projector:
         """Up to ``max_records`` messages; a slice that starts small waits up to
         ``linger_s`` for more, since each insert has a fixed cost that a trickle
         of tiny slices would pay over and over."""
-        fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+        fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
         count = sum(len(m) for m in fetched.values())
         deadline = time.perf_counter() + self.linger_s
         while fetched and count < self.max_records and (left := deadline - time.perf_counter()) > 0:
