@@ -13,7 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowledger", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the embedded stack in the foreground")
+    up = sub.add_parser("up", help="start the embedded stack in the foreground")
+    up.add_argument("--demo", action="store_true", help="also start sandbox services and run demo workflows")
+    demo = sub.add_parser("demo", help="define demo workflows and run them continuously")
+    demo.add_argument("--api", required=True)
+    demo.add_argument("--sandbox", required=True)
+    demo.add_argument("--runs-per-s", type=float, default=1.0)
     sub.add_parser("init", help="create topics and apply ClickHouse migrations, then exit")
     sub.add_parser("serve", help="run the API (and, by default, the projector)")
     sub.add_parser("worker", help="run a Faust worker")
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     handler = COMMANDS[args.command]
     from projections.errors import ProjectionError
 
@@ -59,7 +65,17 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from flowledger.stack import up
 
-    return up(Settings())
+    return up(Settings(), demo=args.demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from flowledger.demo import run_demo
+
+    key = os.environ.get("FLOWLEDGER_DEMO_KEY", "")
+    asyncio.run(run_demo(args.api, key, args.sandbox, runs_per_s=args.runs_per_s))
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -185,7 +201,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "up": cmd_up, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
+    "up": cmd_up, "demo": cmd_demo, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
     "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox,
 }  # fmt: skip

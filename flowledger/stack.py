@@ -19,9 +19,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from flowledger.broker import EmbeddedBroker, ensure_topics, port_is_free
+from flowledger.broker import EmbeddedBroker, ensure_topics, free_port, port_is_free
 from flowledger.procs import child_env, child_preexec, flowledger_command, terminate
-from flowledger.settings import Settings
+from flowledger.settings import Settings, parse_api_keys
 
 DEFAULT_BROKER_PORT = 9092
 """Tried first (FLOWLEDGER_BROKER_PORT overrides; 0 = any free port); a free port if taken."""
@@ -53,7 +53,7 @@ def wait_http(url: str, timeout_s: float, procs: dict[str, subprocess.Popen[byte
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
-def up(settings: Settings, *, with_worker: bool = True) -> int:
+def up(settings: Settings, *, with_worker: bool = True, demo: bool = False) -> int:
     data_dir = settings.flowledger_data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     stopping = {"signal": None}
@@ -80,7 +80,14 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
         if not keys:
             printed_key = dev_api_key(data_dir)
             keys = f"{printed_key}=default"
+        sandbox_url = None
+        extra: dict[str, str] = {}
+        if demo:
+            sandbox_port = free_port()
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            extra["FLOWLEDGER_SERVICE_BASE_URL"] = sandbox_url
         env = child_env(
+            **extra,
             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
             FLOWLEDGER_API_KEYS=keys,
             CLICKHOUSE_URL=settings.warehouse_url,
@@ -88,21 +95,29 @@ def up(settings: Settings, *, with_worker: bool = True) -> int:
             PYTHON_API_PORT=str(settings.python_api_port),
         )
 
-        def spawn(command: str) -> subprocess.Popen[bytes]:
+        def spawn(*command: str) -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                flowledger_command(command), stdin=subprocess.DEVNULL, env=env,
+                flowledger_command(*command), stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, preexec_fn=child_preexec,
             )  # fmt: skip
 
+        if demo:
+            children["sandbox"] = spawn("sandbox", "--port", str(sandbox_port), "--latency", "trace")
         children["serve"] = spawn("serve")
         base = f"http://{settings.flowledger_api_host}:{settings.python_api_port}"
         wait_http(f"{base}/healthz", 60, children)
         if with_worker:
             children["worker"] = spawn("worker")
+        if demo:
+            demo_key = printed_key or next(iter(parse_api_keys(keys)))
+            env["FLOWLEDGER_DEMO_KEY"] = demo_key
+            children["demo"] = spawn("demo", "--api", base, "--sandbox", str(sandbox_url))
 
         print(f"Flowledger is up.\n  API:      {base}  (OpenAPI: {base}/docs)")
         print(f"  Kafka:    {bootstrap}{'  (embedded, in memory)' if broker else ''}")
         print(f"  ClickHouse: {settings.warehouse_url}")
+        if sandbox_url:
+            print(f"  Sandbox:  {sandbox_url}  (demo workflows run continuously)")
         if printed_key:
             print(f"  API key:  {printed_key}   (tenant 'default')")
             print(f"  try:      curl -H 'Authorization: Bearer {printed_key}' {base}/api/workflows/monitoring/status")

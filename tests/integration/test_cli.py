@@ -95,7 +95,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_up_serves_api_and_worker_and_ctrl_c_leaves_no_process(tmp_path):
+def test_up_demo_serves_api_worker_and_demo_runs_and_ctrl_c_leaves_no_process(tmp_path):
     port = free_port()
     env = {
         **os.environ, "FLOWLEDGER_DATA_DIR": str(tmp_path / "data"), "PYTHON_API_PORT": str(port),
@@ -104,7 +104,9 @@ def test_up_serves_api_and_worker_and_ctrl_c_leaves_no_process(tmp_path):
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("FLOWLEDGER_API_KEYS", None)
     log = (tmp_path / "up.log").open("w+")
-    up = subprocess.Popen([sys.executable, "-m", "flowledger", "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "flowledger", "up", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     children: set[int] = set()
     try:
         deadline = time.monotonic() + 60
@@ -117,7 +119,7 @@ def test_up_serves_api_and_worker_and_ctrl_c_leaves_no_process(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
         children = _descendants(up.pid)
-        assert len(children) >= 3  # broker, API, worker
+        assert len(children) >= 5  # broker, sandbox, API, worker, demo driver
 
         deadline = time.monotonic() + 120
         while True:
@@ -127,6 +129,18 @@ def test_up_serves_api_and_worker_and_ctrl_c_leaves_no_process(tmp_path):
             assert time.monotonic() < deadline, f"no worker heartbeat: {body['workers']}"
             time.sleep(1)
         assert body["broker"]["status"] == "ok"
+
+        deadline = time.monotonic() + 90
+        while True:  # the demo's runs execute against the sandbox
+            page = httpx.get(
+                f"http://127.0.0.1:{port}/api/workflows/new-lead-enrichment/runs",
+                params={"status": "succeeded"}, headers=auth(key),
+            ).json()  # fmt: skip
+            if page.get("runs"):
+                break
+            assert time.monotonic() < deadline, "no demo run succeeded"
+            time.sleep(1)
+        children |= _descendants(up.pid)
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
