@@ -1,14 +1,18 @@
 """Agent ``execute_runs``: the durable, event-sourced workflow executor.
 
-Input topics: ``workflow-commands`` (StartRun, CancelRun, RetryRun, RetryStep)
-and ``workflow-events`` (the runs' own events, including step results), both
-keyed by run id and so co-partitioned.
+Input topic: ``workflow-commands`` (StartRun, CancelRun, RetryRun, RetryStep,
+PauseWorkflow, ResumeWorkflow), keyed by run id (workflow id for pause/resume).
+Step results are produced by this worker and applied where they are produced
+(``ExecutorRuntime._attempt``), then published; the executor does not read
+them back from the log, which removes most of Faust's per-message cost.
 Output topic: ``workflow-events`` (RunStarted, StepStarted, StepRetryScheduled,
 StepSkipped, StepSucceeded/StepFailed from connector calls, RunResumed,
 RunSucceeded/RunFailed/RunCancelled).
 Dead letters: none here; the projector dead-letters undecodable records.
-Table: ``run_state_by_run`` (run id -> encoded ``RunState``), changelogged, so
-a restarted worker resumes where the log says.
+Table: ``run_state_by_run`` (run id -> encoded ``RunState``), changelogged and
+written after the events it reflects were acknowledged, so a restarted worker
+resumes from its last acknowledged state: attempts in flight are re-dispatched
+with their idempotency keys and reproduce the same events.
 Delivery: at-least-once. Emitted ids are derived from their causes, so a
 reprocessed record re-emits the same ids (deduplicated downstream and by the
 fold); a re-dispatched attempt reaches the service with the same idempotency
@@ -28,6 +32,7 @@ import httpx
 
 from connectors.credentials import CredentialStore
 from connectors.registry import ConnectorRegistry
+from connectors.transport import AiohttpTransport
 from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
@@ -41,9 +46,7 @@ log = logging.getLogger(__name__)
 MAX_PARALLEL_EXECUTIONS = int(os.environ.get("MAX_PARALLEL_EXECUTIONS", "8"))
 PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]  # co-partitioned with the input topics
 
-executor_input = app.topic(
-    topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw"
-)
+executor_input = app.topic(topics.WORKFLOW_COMMANDS, value_serializer="raw", key_serializer="raw")
 run_state_by_run = app.Table(
     "run_state_by_run", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
 )
@@ -99,7 +102,7 @@ class _Publisher:
 def _registry() -> ConnectorRegistry:
     data_dir = Path(settings.flowledger_data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=MAX_PARALLEL_EXECUTIONS * 4))
+    client = httpx.AsyncClient(transport=AiohttpTransport(limit=MAX_PARALLEL_EXECUTIONS * 4))
     return ConnectorRegistry.from_env(CredentialStore(data_dir), client)
 
 

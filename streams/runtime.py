@@ -120,8 +120,13 @@ class ExecutorRuntime:
 
     # -- records ------------------------------------------------------------------------------------
 
-    async def handle(self, records: Iterable[Envelope]) -> None:
-        """Fold and decide a batch of records: one publish and one state write per run per batch."""
+    async def handle(self, records: Iterable[Envelope], *, publish_records: bool = False) -> None:
+        """Fold and decide a batch of records: one publish and one state write per run per batch.
+
+        With ``publish_records`` the records themselves are new (a step's result
+        produced here) and are published together with what they caused.
+        """
+        records = list(records)
         by_run: dict[str, list[Envelope]] = {}
         for record in records:
             if record.run_id and (isinstance(record, COMMANDS) or record.type in _RUN_EVENT_TYPES):
@@ -145,7 +150,7 @@ class ExecutorRuntime:
                     emitted.append(event)
             if state is not loaded:
                 results.append((state, emitted))
-        await self._commit(results)
+        await self._commit(results, records if publish_records else [])
 
     async def tick(self) -> None:
         """Start every retry that has come due."""
@@ -178,17 +183,20 @@ class ExecutorRuntime:
                     redispatched += 1
         return redispatched
 
-    async def _commit(self, results: list[tuple[RunState, list[Envelope]]]) -> None:
-        """Act on what was decided (dispatch, cancel) while it is published, then record the states.
+    async def _commit(self, results: list[tuple[RunState, list[Envelope]]], inputs: list[Envelope] = ()) -> None:  # type: ignore[assignment]
+        """Take the new states, act on the decisions while they are published, then write the states.
 
-        A step call may begin before its StepStarted is acknowledged: if the
-        worker dies in between, the record is decided again after the restart
-        with the same event id and the call is repeated with the same
-        idempotency key, which the service deduplicates. The state is written
-        only after the broker acknowledged the events it reflects.
+        The in-memory state moves on at once (before any await), so concurrent
+        batches of the same run see each other's effects. A step call may begin
+        before its StepStarted is acknowledged: if the worker dies in between,
+        the table still holds the earlier state, the record is decided again
+        with the same event ids, and the call is repeated with the same
+        idempotency key, which the service deduplicates. The table is written
+        only after the broker acknowledged the events the state reflects.
         """
-        emitted = [event for _, events in results for event in events]
+        emitted = [*inputs, *(event for _, events in results for event in events)]
         for state, events in results:
+            self.cache[state.run_id] = state
             for event in events:
                 if isinstance(event, StepStarted):
                     self._dispatch(state, event.step_id, event.payload.attempt)
@@ -215,10 +223,8 @@ class ExecutorRuntime:
 
     def _store(self, state: RunState) -> None:
         self.states[state.run_id] = encode_state(state)
-        if state.status in ("succeeded", "cancelled"):
+        if state.status in ("succeeded", "cancelled") and self.cache.get(state.run_id) is state:
             self.cache.pop(state.run_id, None)  # finished for good; the table keeps it
-        else:
-            self.cache[state.run_id] = state
 
     # -- step attempts ------------------------------------------------------------------------------
 
@@ -247,7 +253,10 @@ class ExecutorRuntime:
             )  # fmt: skip
             result = await self._call(call)
             duration_ms = (time.perf_counter() - started) * 1000
-        await self.publish([_result_event(state, step_id, attempt, step.service, step.action, duration_ms, result)])
+        # Applied here at once (dependents start without waiting for the log round
+        # trip) and published with what it caused; its echo from the log is ignored.
+        result_event = _result_event(state, step_id, attempt, step.service, step.action, duration_ms, result)
+        await self.handle([result_event], publish_records=True)
         self.steps_finished += 1
 
     async def _call(self, call: StepCall) -> dict[str, Any] | StepError:
