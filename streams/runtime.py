@@ -16,7 +16,7 @@ connector sees the same idempotency key) and re-arms due retries.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -183,7 +183,7 @@ class ExecutorRuntime:
                     redispatched += 1
         return redispatched
 
-    async def _commit(self, results: list[tuple[RunState, list[Envelope]]], inputs: list[Envelope] = ()) -> None:  # type: ignore[assignment]
+    async def _commit(self, results: list[tuple[RunState, list[Envelope]]], inputs: Sequence[Envelope] = ()) -> None:
         """Take the new states, act on the decisions while they are published, then write the states.
 
         The in-memory state moves on at once (before any await), so concurrent
