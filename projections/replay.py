@@ -52,37 +52,48 @@ def replay_from_archive(wh: Warehouse) -> int:
     return int(wh.query("SELECT uniqExact(event_id) FROM events")[0][0])
 
 
-async def replay_from_kafka(wh: Warehouse, bootstrap: str, *, idle_s: float = 3.0) -> int:
-    """Re-project every projected topic from offset 0; stops after ``idle_s`` without records."""
+REPLAYED_TOPICS = tuple(t for t in (*topics.PROJECTED_TOPICS, topics.DEAD_LETTERS) if t != topics.WORKER_HEARTBEATS)
+"""Heartbeats say who is alive now; replaying them would say nothing true."""
+
+
+async def replay_from_kafka(wh: Warehouse, bootstrap: str, *, timeout_s: float = 600.0) -> int:
+    """Re-project every projected topic from offset 0 up to where each partition ended
+    when the replay began (records produced meanwhile are the live projector's)."""
     truncate_derived(wh)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=16 << 20,
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, check_crcs=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=16 << 20, fetch_max_wait_ms=50,
     )  # fmt: skip
     await consumer.start()
     replayed = 0
     try:
         await consumer.topics()
         partitions = [
-            TopicPartition(t, p)
-            for t in (*topics.PROJECTED_TOPICS, topics.DEAD_LETTERS)
-            for p in sorted(consumer.partitions_for_topic(t) or ())
+            TopicPartition(t, p) for t in REPLAYED_TOPICS for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        last_seen = time.monotonic()
-        while time.monotonic() - last_seen < idle_s:
-            fetched = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            if not fetched:
-                continue
-            last_seen = time.monotonic()
-            records = [LogRecord(m.topic, m.partition, m.offset, m.value) for ms in fetched.values() for m in ms]
-            result = project_slice(records, now=datetime.now(UTC))
-            await asyncio.to_thread(flush, wh, result.batch)
-            replayed += result.records
+        # The end of each partition as the first fetch response reports it (the
+        # embedded broker's ListOffsets answer is not reliable; fetch high watermarks are).
+        targets: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=20_000)
+            for tp in partitions:
+                if tp not in targets and consumer.highwater(tp) is not None:
+                    targets[tp] = consumer.highwater(tp)
+            if fetched:
+                records = [LogRecord(m.topic, m.partition, m.offset, m.value) for ms in fetched.values() for m in ms]
+                result = project_slice(records, now=datetime.now(UTC))
+                await asyncio.to_thread(flush, wh, result.batch)
+                replayed += result.records
+            if len(targets) == len(partitions):
+                positions = [await consumer.position(tp) for tp in targets]
+                if all(at >= end for at, end in zip(positions, targets.values(), strict=True)):
+                    return replayed
+        raise TimeoutError(f"replay from Kafka did not reach the end of the log in {timeout_s:.0f}s")
     finally:
         await consumer.stop()
-    return replayed
 
 
 async def kafka_holds_whole_log(bootstrap: str) -> bool:
