@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
-from flowledger.procs import child_env, child_preexec, flowledger_command, terminate
+from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
 from schemas import topics
 from schemas.registry import validate_item
 
@@ -245,19 +245,14 @@ def bench_ingest(*, events: int, samples: int, rate: float = 0.0) -> int:
             PYTHON_API_PORT=str(port),
             FLOWLEDGER_API_KEYS=f"{BENCH_KEY}={TENANT}",
         )
-        serve = __import__("subprocess").Popen(flowledger_command("serve"), env=env, stdin=-3, preexec_fn=child_preexec)
+        serve = spawn(flowledger_command("serve"), env)
         try:
             api = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{api}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or serve.poll() is not None:
-                        say("the API did not start")
-                        return 1
-                    time.sleep(0.1)
+            try:
+                wait_http(f"{api}/healthz", 60, {"serve": serve})
+            except RuntimeError as exc:
+                say(f"the API did not start: {exc}")
+                return 1
             result = asyncio.run(measure(broker.bootstrap, api, events, samples, rate))
             workers = live_children(serve.pid)
             cpu = {

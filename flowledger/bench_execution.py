@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from flowledger.bench import cpu_seconds, live_children, percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
-from flowledger.procs import child_env, child_preexec, flowledger_command, terminate
+from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
 from schemas import topics
 from schemas.workflows import StartRun, StartRunPayload, WorkflowDefinition
 
@@ -51,27 +51,6 @@ STEPS = [
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def spawn(command: list[str], env: dict[str, str], log: Path) -> Any:
-    import subprocess
-
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=child_preexec,
-        )  # fmt: skip
-
-
-def wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout_s:.0f}s")
 
 
 class LogReader:
@@ -210,13 +189,13 @@ def bench_execution(*, runs: int, rate: float) -> int:
         )
         procs = {
             "sandbox": spawn(flowledger_command("sandbox", "--port", str(sandbox_port), "--latency", "zero"), env,
-                             tmp_path / "sandbox.log"),
-            "serve": spawn(flowledger_command("serve"), env, tmp_path / "serve.log"),
-            "worker": spawn(flowledger_command("worker"), env, tmp_path / "worker.log"),
+                             log=tmp_path / "sandbox.log"),
+            "serve": spawn(flowledger_command("serve"), env, log=tmp_path / "serve.log"),
+            "worker": spawn(flowledger_command("worker"), env, log=tmp_path / "worker.log"),
         }  # fmt: skip
         try:
-            wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
-            wait_http(f"http://127.0.0.1:{api_port}/healthz")
+            wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", 60, procs)
+            wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
             result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate))
             cpu = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
                    for name, p in procs.items()}  # fmt: skip

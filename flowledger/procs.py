@@ -5,6 +5,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -57,3 +61,34 @@ def tune_gc_for_throughput() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def spawn(
+    args: list[str], env: Mapping[str, str], *, log: Path | None = None, own_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start a child that dies with us; its output goes to ``log`` (else ours)."""
+    out = log.open("ab") if log else None
+    try:
+        return subprocess.Popen(
+            args, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=own_session, preexec_fn=child_preexec,
+        )  # fmt: skip
+    finally:
+        if out:
+            out.close()
+
+
+def wait_http(url: str, timeout_s: float = 60, watch: Mapping[str, subprocess.Popen[bytes]] | None = None) -> None:
+    """Wait until ``url`` answers 2xx; raise RuntimeError if a watched process exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in (watch or {}).items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"flowledger {name} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
+                if 200 <= response.status < 300:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")

@@ -16,11 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port, port_is_free
-from flowledger.procs import child_env, child_preexec, flowledger_command, terminate
+from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
 from flowledger.settings import Settings, parse_api_keys
 
 DEFAULT_BROKER_PORT = 9092
@@ -36,21 +35,6 @@ def dev_api_key(data_dir: Path) -> str:
     path.touch(mode=0o600)
     path.write_text(key + "\n")
     return key
-
-
-def wait_http(url: str, timeout_s: float, procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"flowledger {name} exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
 def up(settings: Settings, *, with_worker: bool = True, demo: bool = False) -> int:
@@ -95,23 +79,20 @@ def up(settings: Settings, *, with_worker: bool = True, demo: bool = False) -> i
             PYTHON_API_PORT=str(settings.python_api_port),
         )
 
-        def spawn(*command: str) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                flowledger_command(*command), stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, preexec_fn=child_preexec,
-            )  # fmt: skip
+        def start(*command: str) -> subprocess.Popen[bytes]:
+            return spawn(flowledger_command(*command), env, own_session=True)
 
         if demo:
-            children["sandbox"] = spawn("sandbox", "--port", str(sandbox_port), "--latency", "trace")
-        children["serve"] = spawn("serve")
+            children["sandbox"] = start("sandbox", "--port", str(sandbox_port), "--latency", "trace")
+        children["serve"] = start("serve")
         base = f"http://{settings.flowledger_api_host}:{settings.python_api_port}"
         wait_http(f"{base}/healthz", 60, children)
         if with_worker:
-            children["worker"] = spawn("worker")
+            children["worker"] = start("worker")
         if demo:
             demo_key = printed_key or next(iter(parse_api_keys(keys)))
             env["FLOWLEDGER_DEMO_KEY"] = demo_key
-            children["demo"] = spawn("demo", "--api", base, "--sandbox", str(sandbox_url))
+            children["demo"] = start("demo", "--api", base, "--sandbox", str(sandbox_url))
 
         print(f"Flowledger is up.\n  API:      {base}  (OpenAPI: {base}/docs)")
         print(f"  Kafka:    {bootstrap}{'  (embedded, in memory)' if broker else ''}")
