@@ -14,8 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routes import events, monitoring, runs, workflows
+from api.routes import credentials, events, monitoring, runs, workflows
 from api.state import AppState
+from connectors.credentials import CredentialStore
 from flowledger import __version__
 from flowledger.client import Producer
 from flowledger.settings import Settings
@@ -36,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(warehouse)
         producer = Producer(settings.bootstrap)
         await producer.start()
-        state = AppState(settings=settings, warehouse=warehouse, producer=producer)
+        state = AppState(
+            settings=settings,
+            warehouse=warehouse,
+            producer=producer,
+            credentials=CredentialStore(settings.flowledger_data_dir),
+        )
         stopping = asyncio.Event()
         task = None
         if settings.flowledger_projector:
@@ -67,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    for router in (events.router, runs.router, workflows.router, monitoring.router):
+    for router in (events.router, runs.router, workflows.router, credentials.router, monitoring.router):
         app.include_router(router)
     _publish_record_schemas(app)
     return app

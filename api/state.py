@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from connectors.credentials import CredentialStore
 from flowledger.client import Producer
 from flowledger.settings import Settings
 from projections.projector import Projector
@@ -13,6 +14,7 @@ class AppState:
     settings: Settings
     warehouse: Warehouse
     producer: Producer
+    credentials: CredentialStore
     projector: Projector | None = None
     assigned_versions: dict[tuple[str, str], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""

@@ -1,0 +1,44 @@
+"""Credentials: store a service secret under an id that steps name.
+
+The secret goes into the encrypted credential store the connectors read; it
+is never published as an event, stored in ClickHouse, returned, or logged.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from api.routes.runs import IdPath
+
+router = APIRouter(prefix="/api/credentials", tags=["credentials"])
+
+
+class CredentialIn(BaseModel):
+    secret: Annotated[dict[str, str], Field(min_length=1, max_length=16)]
+    """For example `{"token": "…"}` or `{"username": "…", "password": "…"}`."""
+
+
+class CredentialIdsPublic(BaseModel):
+    credential_ids: list[str]
+
+
+@router.put("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_credential(credential_id: IdPath, body: CredentialIn, state: State, tenant: Tenant) -> Response:
+    """Create or replace a credential (write-only: it can be used and deleted, never read back)."""
+    await run_in_threadpool(state.credentials.put, tenant, credential_id, body.secret)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("", response_model=CredentialIdsPublic)
+async def list_credentials(state: State, tenant: Tenant) -> CredentialIdsPublic:
+    return CredentialIdsPublic(credential_ids=await run_in_threadpool(state.credentials.ids, tenant))
+
+
+@router.delete("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "unknown"}})
+async def delete_credential(credential_id: IdPath, state: State, tenant: Tenant) -> Response:
+    if not await run_in_threadpool(state.credentials.delete, tenant, credential_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"credential '{credential_id}' not found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
