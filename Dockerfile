@@ -11,7 +11,7 @@ COPY api ./api
 COPY domain ./domain
 COPY connectors ./connectors
 COPY flowledger ./flowledger
-RUN pip install --no-cache-dir . && useradd --create-home flowledger
+RUN pip install --no-cache-dir . && useradd --create-home flowledger && mkdir /data && chown flowledger /data
 USER flowledger
 ENTRYPOINT ["flowledger"]
 CMD ["serve"]
