@@ -99,11 +99,13 @@ class _Publisher:
         await self.producer.send(events)
 
 
+_http_client = httpx.AsyncClient(transport=AiohttpTransport(limit=MAX_PARALLEL_EXECUTIONS * 4))
+
+
 def _registry() -> ConnectorRegistry:
     data_dir = Path(settings.flowledger_data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    client = httpx.AsyncClient(transport=AiohttpTransport(limit=MAX_PARALLEL_EXECUTIONS * 4))
-    return ConnectorRegistry.from_env(CredentialStore(data_dir), client)
+    return ConnectorRegistry.from_env(CredentialStore(data_dir), _http_client)
 
 
 runtime = ExecutorRuntime(
@@ -156,3 +158,14 @@ async def start_due_retries() -> None:
             log.warning("re-dispatched %d step attempts that were in flight before a restart", count)
     if _recovered:
         await runtime.tick()
+
+
+@app.on_before_shutdown.connect
+async def _close_connections(app: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Abandon in-flight attempts (a restart re-sends them with the same keys), close connections."""
+    for task in list(runtime.in_flight.values()):
+        task.cancel()
+    publisher = runtime.publish
+    if isinstance(publisher, _Publisher) and publisher.producer is not None:
+        await publisher.producer.stop()
+    await _http_client.aclose()
