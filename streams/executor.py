@@ -160,7 +160,7 @@ async def start_due_retries() -> None:
         await runtime.tick()
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types the handler loosely
 async def _close_connections(app: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
     """Abandon in-flight attempts (a restart re-sends them with the same keys), close connections."""
     for task in list(runtime.in_flight.values()):
