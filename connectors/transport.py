@@ -8,7 +8,6 @@ aiohttp: timeouts and connection errors are translated into the httpx
 exceptions the connectors already map.
 """
 
-
 import aiohttp
 import httpx
 
