@@ -22,7 +22,6 @@ Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
 waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
 """
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterator, MutableMapping
@@ -111,38 +110,14 @@ FLUSH_EVERY_S = 0.05
 
 
 class _Publisher:
-    """Publishes for every caller that asks within one turn of the event loop in one send.
-
-    Each step result is its own ``handle`` call; gathering the events of the
-    calls that are ready together pays the producer's per-send cost once.
-    Every caller still waits until its own events are acknowledged.
-    """
-
     def __init__(self) -> None:
         self.producer: Producer | None = None
-        self._waiting: list[tuple[list[Envelope], asyncio.Future[None]]] = []
 
     async def __call__(self, events: list[Envelope]) -> None:
         if self.producer is None:
             self.producer = Producer(settings.bootstrap, linger_ms=0)
             await self.producer.start()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._waiting:
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send()))
-        self._waiting.append((events, done))
-        await done
-
-    async def _send(self) -> None:
-        batch, self._waiting = self._waiting, []
-        assert self.producer is not None
-        try:
-            await self.producer.send([event for events, _ in batch for event in events])
-        except Exception as exc:
-            for _, done in batch:
-                done.set_exception(exc)
-            return
-        for _, done in batch:
-            done.set_result(None)
+        await self.producer.send(events)
 
 
 _http_client = httpx.AsyncClient(transport=AiohttpTransport(limit=MAX_PARALLEL_EXECUTIONS * 4))
