@@ -1,0 +1,234 @@
+import math
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.sketch import RELATIVE_ACCURACY, QuantileSketch
+from domain.windows import (
+    Clock,
+    Observation,
+    Partial,
+    PartitionWindows,
+    SeriesWindows,
+    WindowConfig,
+    observations,
+    roll_up,
+    summarize,
+    window_start,
+)
+
+CFG = WindowConfig(size_s=60, grace_s=10, idle_s=5)
+SERIES = ("acme", "service", "slack", "slack")
+
+
+def obs(t, ok=True, duration_ms=100.0, cost=0.0, series=SERIES):
+    return Observation(series, t, ok, duration_ms, cost)
+
+
+@pytest.mark.parametrize(
+    ("t", "size", "expected"),
+    [
+        (0.0, 60, 0.0),
+        (59.999, 60, 0.0),
+        (60.0, 60, 60.0),
+        (1_700_000_061.5, 60, 1_700_000_040.0),
+        (-1.0, 60, -60.0),
+        (299.0, 300, 0.0),
+    ],
+)
+def test_window_assignment(t, size, expected):
+    assert window_start(t, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("events", "closed", "late_total"),
+    [
+        # in order: the window closes once an event passes end + grace
+        ([10, 20, 71], [(0.0, 2)], 0),
+        # end + grace not yet passed: nothing closes
+        ([10, 20, 69], [], 0),
+        # out of order within grace: the late event still counts in its window
+        ([10, 65, 50, 75], [(0.0, 2)], 0),
+        # beyond grace: counted as late, not added to the closed window
+        ([10, 75, 30, 140], [(0.0, 1), (60.0, 1)], 1),
+    ],
+)
+def test_partition_windows_lateness(events, closed, late_total):
+    part = PartitionWindows(partition=0)
+    emitted = []
+    for offset, t in enumerate(events):
+        part.observe(offset, [obs(float(t))], now=0.0, config=CFG)
+        emitted += [(start, p.count) for _, start, p in part.close_ready(CFG)]
+    assert emitted == closed
+    assert part.late_total == late_total
+
+
+def test_late_event_is_reported_with_the_current_window():
+    part = PartitionWindows(partition=0)
+    for offset, t in enumerate([10.0, 75.0, 30.0, 140.0]):
+        part.observe(offset, [obs(t)], now=0.0, config=CFG)
+        if offset == 1:
+            part.close_ready(CFG)
+    closed = {start: p for _, start, p in part.close_ready(CFG)}
+    assert closed[60.0].late == 1 and closed[60.0].count == 1
+
+
+def test_replayed_offsets_are_not_counted_twice():
+    part = PartitionWindows(partition=0)
+    for offset in (0, 1, 2, 1, 2, 3):
+        part.observe(offset, [obs(float(offset))], now=0.0, config=CFG)
+    assert part.open[(SERIES, 0.0)].count == 4
+
+
+def test_idle_partition_advances_to_wall_time():
+    part = PartitionWindows(partition=0)
+    part.observe(0, [obs(100.0)], now=1000.0, config=CFG)
+    assert not part.idle_advance(now=1003.0, config=CFG)
+    assert part.idle_advance(now=1006.0, config=CFG)
+    assert part.watermark == 1001.0
+    assert [start for _, start, _ in part.close_ready(CFG)] == [60.0]
+
+
+def test_partition_state_round_trips_through_json():
+    part = PartitionWindows(partition=3)
+    part.observe(7, [obs(10.0, duration_ms=12.5, cost=0.25), obs(11.0, ok=False)], now=5.0, config=CFG)
+    again = PartitionWindows.from_json(part.to_json())
+    assert again == part
+    assert PartitionWindows.from_json(PartitionWindows(partition=1).to_json()).watermark == -math.inf
+
+
+def test_series_merges_each_partition_once_and_closes_on_the_slowest_watermark():
+    clock = Clock(partitions=2)
+    series = SeriesWindows()
+    a = Partial()
+    a.add(obs(1.0))
+    b = Partial()
+    b.add(obs(2.0, ok=False))
+    assert series.add(0, 0.0, a)
+    assert not series.add(0, 0.0, a)  # the same partial re-sent after a crash
+    clock.report(0, 200.0)
+    assert series.close(clock.watermark, CFG) == []  # partition 1 has not reported
+    assert series.add(1, 0.0, b)
+    clock.report(1, 75.0)
+    clock.report(1, 20.0)  # watermarks never go back
+    [(start, merged)] = series.close(clock.watermark, CFG)
+    assert (start, merged.count, merged.failures) == (0.0, 2, 1)
+    assert not series.add(1, 0.0, b)  # after close: counted as late
+    assert series.late == 1
+
+
+def test_summary_of_a_window():
+    part = Partial()
+    for i in range(100):
+        part.add(obs(float(i), ok=i % 10 != 0, duration_ms=float(i + 1), cost=0.01))
+    summary = summarize(part, 60)
+    assert (summary.count, summary.successes, summary.failures) == (100, 90, 10)
+    assert summary.error_rate == pytest.approx(0.1)
+    assert summary.latency_p50_ms == pytest.approx(50, rel=0.03)
+    assert summary.latency_p99_ms == pytest.approx(99, rel=0.03)
+    assert summary.cost_sum == pytest.approx(1.0)
+    assert summary.throughput_per_s == pytest.approx(100 / 60)
+
+
+def test_empty_window_has_no_latency():
+    summary = summarize(Partial(count=3, failures=3), 60)
+    assert summary.latency_p95_ms is None and summary.error_rate == 1.0
+
+
+def test_roll_up_views_merge_base_windows():
+    base = {}
+    for start in (0.0, 60.0, 120.0, 180.0, 240.0):
+        part = Partial()
+        part.add(obs(start, duration_ms=start + 1))
+        base[start] = part
+    views = dict(roll_up(base, 60, 300))
+    assert views[0.0].count == 5
+    assert views[-60.0].count == 4
+    assert views[0.0].sketch.quantile(1.0) == pytest.approx(241, rel=RELATIVE_ACCURACY)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (
+            {
+                "type": "StepSucceeded",
+                "tenant_id": "t",
+                "workflow_id": "wf",
+                "step_id": "s1",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "payload": {"service": "slack", "duration_ms": 5, "cost": 0.1},
+            },
+            [("step", "wf/s1", "slack", True, 5.0, 0.1), ("service", "slack", "slack", True, 5.0, 0.1)],
+        ),
+        (
+            {
+                "type": "RunFailed",
+                "tenant_id": "t",
+                "workflow_id": "wf",
+                "run_id": "r",
+                "occurred_at": "2026-01-01T00:00:00+00:00",
+                "payload": {},
+            },
+            [("workflow", "wf", "", False, None, 0.0), ("tenant", "*", "", False, None, 0.0)],
+        ),
+        ({"type": "StepStarted", "tenant_id": "t"}, []),
+        ({"type": "RunCancelled", "tenant_id": "t"}, []),
+    ],
+)
+def test_observations_of_records(record, expected):
+    got = [(o.series[1], o.series[2], o.series[3], o.ok, o.duration_ms, o.cost) for o in observations(record)]
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"type": "StepFailed", "tenant_id": "t", "workflow_id": "wf", "step_id": "s", "payload": {}},
+        {
+            "type": "StepFailed",
+            "tenant_id": "t",
+            "workflow_id": "wf",
+            "step_id": "s",
+            "occurred_at": "yesterday",
+            "payload": {"service": "x"},
+        },
+    ],
+)
+def test_malformed_results_raise(record):
+    with pytest.raises((KeyError, ValueError)):
+        observations(record)
+
+
+@given(st.lists(st.floats(min_value=0.01, max_value=1e6), min_size=1, max_size=300), st.integers(1, 5))
+def test_sketch_merge_equals_sketch_of_union(values, parts):
+    whole = QuantileSketch()
+    pieces = [QuantileSketch() for _ in range(parts)]
+    for i, v in enumerate(values):
+        whole.add(v)
+        pieces[i % parts].add(v)
+    merged = QuantileSketch()
+    for piece in pieces:
+        merged.merge(piece)
+    assert merged == whole
+
+
+@given(st.lists(st.floats(min_value=0.01, max_value=1e6), min_size=1, max_size=300), st.sampled_from([0, 0.5, 0.95, 1]))
+def test_sketch_quantile_within_relative_accuracy(values, q):
+    sketch = QuantileSketch()
+    for v in values:
+        sketch.add(v)
+    ordered = sorted(values)
+    exact = ordered[int(q * (len(ordered) - 1))]
+    assert sketch.quantile(q) == pytest.approx(exact, rel=RELATIVE_ACCURACY * 1.01)
+
+
+def test_sketch_is_small_for_a_long_tailed_distribution():
+    rng = random.Random(1)
+    sketch = QuantileSketch()
+    for _ in range(100_000):
+        sketch.add(rng.lognormvariate(3.6, 1.8))
+    assert len(sketch.buckets) < 1200
+    assert QuantileSketch().quantile(0.5) is None
