@@ -30,10 +30,11 @@ below it are skipped. Together the two stages count every event once.
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from domain.sketch import QuantileSketch
+from schemas.envelope import Envelope
+from schemas.runs import RunFailed, RunSucceeded, StepFailed, StepSucceeded
 
 Series = tuple[str, str, str, str]
 """(tenant, scope, key, service): scope is tenant | workflow | step | service; service is '' unless one applies."""
@@ -59,38 +60,33 @@ class Observation(NamedTuple):
     cost: float
 
 
-STEP_RESULTS = frozenset({"StepSucceeded", "StepFailed"})
-RUN_RESULTS = frozenset({"RunSucceeded", "RunFailed"})
-
-
-def observations(record: Mapping[str, Any]) -> list[Observation]:
-    """What one decoded event record contributes, by series. Raises on a malformed result record.
+def observations(record: Envelope) -> list[Observation]:
+    """What one validated event contributes, by series.
 
     A step attempt counts for its step and its service; a finished run for its
     workflow and its tenant. Cancelled runs are neither successes nor failures.
     """
-    kind = record.get("type")
-    if kind not in STEP_RESULTS and kind not in RUN_RESULTS:
-        return []
-    tenant = record["tenant_id"]
-    workflow = record["workflow_id"]
-    payload = record.get("payload") or {}
-    t = datetime.fromisoformat(record["occurred_at"]).timestamp()
-    ok = kind in ("StepSucceeded", "RunSucceeded")
-    duration = payload.get("duration_ms")
-    duration_ms = None if duration is None else float(duration)
-    cost = float(payload.get("cost") or 0.0)
-    if kind in STEP_RESULTS:
-        service = payload["service"]
-        step = f"{workflow}/{record['step_id']}"
+    if isinstance(record, StepSucceeded | StepFailed):
+        payload = record.payload
+        t = record.occurred_at.timestamp()
+        ok = isinstance(record, StepSucceeded)
+        cost = payload.cost or 0.0
+        tenant, service = record.tenant_id, payload.service
         return [
-            Observation((tenant, "step", step, service), t, ok, duration_ms, cost),
-            Observation((tenant, "service", service, service), t, ok, duration_ms, cost),
+            Observation(
+                (tenant, "step", f"{record.workflow_id}/{record.step_id}", service), t, ok, payload.duration_ms, cost
+            ),
+            Observation((tenant, "service", service, service), t, ok, payload.duration_ms, cost),
         ]
-    return [
-        Observation((tenant, "workflow", workflow, ""), t, ok, duration_ms, cost),
-        Observation((tenant, "tenant", "*", ""), t, ok, duration_ms, cost),
-    ]
+    if isinstance(record, RunSucceeded | RunFailed):
+        t = record.occurred_at.timestamp()
+        ok = isinstance(record, RunSucceeded)
+        duration = record.payload.duration_ms
+        return [
+            Observation((record.tenant_id, "workflow", record.workflow_id, ""), t, ok, duration, 0.0),
+            Observation((record.tenant_id, "tenant", "*", ""), t, ok, duration, 0.0),
+        ]
+    return []
 
 
 @dataclass

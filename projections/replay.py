@@ -25,7 +25,12 @@ from schemas import topics
 
 log = logging.getLogger(__name__)
 
-DERIVING_VIEWS = {"runs": "runs_from_events", "steps": "steps_from_events"}
+DERIVING_VIEWS = {
+    "runs": "runs_from_events",
+    "steps": "steps_from_events",
+    "metric_windows": "metric_windows_from_events",
+    "anomalies": "anomalies_from_events",
+}
 """Derived table -> the materialized view that fills it from ``events``."""
 
 SELECT_VIEW_QUERY = """
@@ -40,7 +45,7 @@ def truncate_derived(wh: Warehouse) -> None:
 
 
 def replay_from_archive(wh: Warehouse) -> int:
-    """Rebuild ``runs`` and ``steps`` from ``events`` with the views' own queries.
+    """Rebuild the derived tables from ``events`` with the views' own queries.
 
     The SELECT of each materialized view is read back from ClickHouse, so the
     rebuild and the live projection cannot drift apart. Returns archived records.

@@ -1,7 +1,7 @@
 """What the monitoring agents derive: metric windows, anomalies, alerts, heartbeats.
 
 These records are produced by Flowledger's own workers. ``workflow_id`` is
-``"*"`` for records about a service or the whole tenant.
+``"all"`` for records about a service or the whole tenant.
 """
 
 from datetime import datetime
@@ -31,7 +31,12 @@ class MetricWindowPayload(FrozenModel):
     latency_p99_ms: float | None = None
     cost_sum: float = 0.0
     throughput_per_s: float = Field(ge=0)
-    late_events: int = Field(default=0, ge=0)
+    late_events: int = Field(default=0, ge=0, description="Events that arrived after their window had closed.")
+    window_s: float = Field(default=60.0, gt=0)
+    latency_sketch: dict[int, int] = Field(
+        default_factory=dict,
+        description="Latency sketch buckets (index -> count, 1% relative accuracy): windows merge exactly.",
+    )
 
 
 class MetricWindowClosed(Envelope):
@@ -42,6 +47,9 @@ class MetricWindowClosed(Envelope):
 
 class AnomalyPayload(FrozenModel):
     series: str = Field(max_length=256, description="e.g. 'workflow:wf-1:latency_p95_ms'.")
+    scope: Scope | None = None
+    key: str | None = Field(default=None, max_length=256)
+    metric: str | None = Field(default=None, max_length=64)
     value: float
     score: float = Field(ge=0, le=1)
     expected_low: float | None = None

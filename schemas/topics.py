@@ -13,6 +13,8 @@ WORKFLOW_EVENTS: Final = "workflow-events"
 WORKFLOW_COMMANDS: Final = "workflow-commands"
 """Definitions and commands: WorkflowDefined, StartRun, CancelRun, RetryRun ..."""
 METRIC_WINDOWS: Final = "metric-windows"
+METRIC_PARTIALS: Final = "metric-partials"
+"""Internal: per-partition partial windows and watermarks on their way to being merged (not projected)."""
 ANOMALIES: Final = "anomalies"
 ALERTS: Final = "alerts"
 TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
@@ -25,6 +27,7 @@ PARTITIONS: Final[dict[str, int]] = {
     WORKFLOW_EVENTS: 4,
     WORKFLOW_COMMANDS: 4,
     METRIC_WINDOWS: 2,
+    METRIC_PARTIALS: 1,
     ANOMALIES: 1,
     ALERTS: 1,
     TROUBLESHOOTING_SESSIONS: 1,
@@ -33,5 +36,5 @@ PARTITIONS: Final[dict[str, int]] = {
     DEAD_LETTERS: 1,
 }
 
-PROJECTED_TOPICS: Final = tuple(t for t in PARTITIONS if t != DEAD_LETTERS)
+PROJECTED_TOPICS: Final = tuple(t for t in PARTITIONS if t not in (DEAD_LETTERS, METRIC_PARTIALS))
 """Topics whose records the projector archives and projects."""
