@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--faults", type=Path, default=None, help="JSON fault schedule file")
     sandbox.add_argument("--latency", default="trace", help="trace | zero | fixed:MS")
     sandbox.add_argument("--seed", type=int, default=None)
+    from flowledger.nab import add_parser as add_anomaly_parser
+
+    add_anomaly_parser(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -193,6 +196,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)
 
 
+def cmd_anomaly(args: argparse.Namespace) -> int:
+    from flowledger.nab import dispatch
+
+    return dispatch(args)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from flowledger.sandbox import run_sandbox
 
@@ -203,5 +212,5 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 COMMANDS = {
     "up": cmd_up, "demo": cmd_demo, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
-    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox,
+    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly,
 }  # fmt: skip
