@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routes import credentials, events, monitoring, runs, workflows
+from api.routes import credentials, events, metrics, monitoring, runs, workflows
 from api.state import AppState
 from connectors.credentials import CredentialStore
 from flowledger import __version__
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    for router in (events.router, runs.router, workflows.router, credentials.router, monitoring.router):
+    for router in (events.router, runs.router, workflows.router, credentials.router, monitoring.router, metrics.router):
         app.include_router(router)
     _publish_record_schemas(app)
     return app

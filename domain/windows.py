@@ -125,7 +125,7 @@ class Partial:
             "err": self.failures,
             "cost": self.cost_sum,
             "late": self.late,
-            "sk": self.sketch.to_buckets(),
+            "sk": {str(k): n for k, n in self.sketch.buckets.items()},
         }
 
     @classmethod

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     )
     flowledger_projector_max_records: int = Field(default=1000, ge=1, description="Kafka messages per projected slice.")
     flowledger_worker_heartbeat_s: float = 5.0
+    flowledger_metrics_window_s: float = Field(default=60.0, gt=0, description="Tumbling metric window length.")
+    flowledger_metrics_grace_s: float = Field(
+        default=5.0, ge=0, description="How late (event time) an event may be and still update its window."
+    )
+    flowledger_metrics_idle_s: float = Field(
+        default=5.0, gt=0, description="A partition quiet this long (wall time) moves its watermark to wall time."
+    )
+    flowledger_anomaly_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."
+    )
 
     @property
     def bootstrap(self) -> str:

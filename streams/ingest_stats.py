@@ -51,10 +51,16 @@ async def count_ingested_records(stream):  # type: ignore[no-untyped-def]
 
 @app.timer(interval=settings.flowledger_worker_heartbeat_s)
 async def publish_heartbeat() -> None:
+    from streams.metrics import stats as metric_stats  # registered after this module
+
     payload = WorkerHeartbeatPayload(
         worker=WORKER_ID,
         role="stream-worker",
-        agent_counts={"count_ingested_records": counts.total, "skipped_bad_items": skipped},
+        agent_counts={
+            "count_ingested_records": counts.total,
+            "skipped_bad_items": skipped,
+            **{f"metrics_{k}": v for k, v in metric_stats.as_counts().items()},
+        },
         events_per_s=round(counts.rate(now=time.time()), 3),
         started_at=STARTED_AT,
     )

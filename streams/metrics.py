@@ -1,0 +1,292 @@
+"""Agents ``aggregate_windows`` and ``close_windows``: live metrics and anomaly detection.
+
+Stage 1, ``aggregate_windows``
+    Input topic: ``workflow-events`` (raw bytes, batches of up to 5,000 records).
+    Output topic: ``metric-partials`` (one partition): each source partition's
+    final partial of a (series, window), then its watermark.
+    Table: ``metric_partition_windows`` (source partition -> open windows,
+    watermark and last applied offset), written once per batch, after the
+    partials it closed were acknowledged.
+    Timer ``advance_idle_partitions`` moves a quiet partition's watermark to
+    wall time, so windows close when traffic stops.
+
+Stage 2, ``close_windows``
+    Input topic: ``metric-partials``.
+    Output topics: ``metric-windows`` (``MetricWindowClosed``) and
+    ``anomalies`` (``AnomalyDetected``), acknowledged before the state that
+    records them is written.
+    Table: ``metric_series`` (series -> pending windows and its detectors,
+    pickled), plus the watermark of each source partition under ``__clock__``.
+
+Dead letters: none here; records that fail validation are counted and skipped
+(the projector dead-letters them with their offsets).
+
+Delivery: every event is counted once. Stage 1 skips records at or below the
+offset its state has applied; stage 2 applies each (partition, window) partial
+once; emitted ids derive from (series, window), so a record re-sent after a
+crash collapses in ClickHouse. Detector state is checkpointed in the
+changelogged ``metric_series`` table and restored with it.
+"""
+
+import asyncio
+import logging
+import pickle
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+
+from domain.anomaly import SeriesDetector
+from domain.detection import DEFAULT_THRESHOLD, score_window, window_record
+from domain.windows import (
+    Clock,
+    Partial,
+    PartitionWindows,
+    Series,
+    SeriesWindows,
+    WindowConfig,
+    observations,
+    summarize,
+)
+from schemas import topics
+from schemas.envelope import Envelope
+from schemas.registry import decode, to_json
+from streams.app import app, settings
+
+log = logging.getLogger(__name__)
+
+WINDOW = WindowConfig(
+    size_s=settings.flowledger_metrics_window_s,
+    grace_s=settings.flowledger_metrics_grace_s,
+    idle_s=settings.flowledger_metrics_idle_s,
+)
+SOURCE_PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
+CLOCK_KEY = b"__clock__"
+THRESHOLD = settings.flowledger_anomaly_threshold or DEFAULT_THRESHOLD
+
+
+@dataclass
+class MetricsStats:
+    events: int = 0
+    skipped: int = 0
+    late: int = 0
+    windows: int = 0
+    anomalies: int = 0
+    detector_points: int = 0
+    detector_ns: int = 0
+
+    def as_counts(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+stats = MetricsStats()
+
+
+class PartitionKeyedTable(faust.Table[bytes, bytes]):
+    """A table whose key is a source partition number: its changelog record goes to that partition."""
+
+    def partition_for_key(self, key: Any) -> int:
+        return int(key)
+
+
+events_topic = app.topic(topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw")
+partials_topic = app.topic(topics.METRIC_PARTIALS, value_serializer="raw", key_serializer="raw", partitions=1)
+windows_topic = app.topic(topics.METRIC_WINDOWS, value_serializer="raw", key_serializer="raw")
+anomalies_topic = app.topic(topics.ANOMALIES, value_serializer="raw", key_serializer="raw")
+
+partition_windows: Any = app.tables.add(
+    PartitionKeyedTable(
+        app,
+        name="metric_partition_windows",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=SOURCE_PARTITIONS,
+        beacon=app.tables.beacon,
+    )
+)
+series_table = app.Table("metric_series", default=None, key_type=bytes, value_type=bytes, partitions=1)
+
+
+# ---------------------------------------------------------------- stage 1
+
+
+class Stage1:
+    """Open windows per source partition, cached decoded; the table holds the durable copy."""
+
+    def __init__(self) -> None:
+        self.cache: dict[int, PartitionWindows] = {}
+        self.lock = asyncio.Lock()
+
+    def load(self, partition: int, *, now: float) -> PartitionWindows:
+        state = self.cache.get(partition)
+        if state is None:
+            raw = partition_windows.get(str(partition).encode())
+            state = (
+                PartitionWindows.from_json(orjson.loads(raw))
+                if raw
+                else PartitionWindows(partition, last_event_wall=now)
+            )
+            self.cache[partition] = state
+        return state
+
+    async def publish(self, state: PartitionWindows) -> None:
+        """Send what closed and the watermark; once acknowledged, write the state that says so."""
+        messages = [
+            {"k": "partial", "p": state.partition, "s": list(series), "w": start, "a": partial.to_json()}
+            for series, start, partial in state.close_ready(WINDOW)
+        ]
+        messages.append({"k": "wm", "p": state.partition, "wm": state.watermark})
+        sent = [await partials_topic.send(key=b"metrics", value=orjson.dumps(m), partition=0) for m in messages]
+        await asyncio.gather(*sent)
+        partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
+
+
+stage1 = Stage1()
+
+
+@app.agent(events_topic)
+async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
+    async for events in stream.take_events(5000, within=0.05):
+        by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for event in events:
+            by_partition[event.message.partition].append((event.message.offset, event.value))
+        async with stage1.lock:
+            now = time.time()
+            for partition, items in by_partition.items():
+                state = stage1.load(partition, now=now)
+                for offset, value in items:
+                    good, bad = decode(value)
+                    stats.skipped += len(bad)
+                    stats.events += len(good)
+                    state.observe(offset, [o for record in good for o in observations(record)], now=now, config=WINDOW)
+                stats.late = sum(s.late_total for s in stage1.cache.values())
+                await stage1.publish(state)
+
+
+@app.timer(interval=1.0)
+async def advance_idle_partitions() -> None:
+    if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+        return
+    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_EVENTS}
+    async with stage1.lock:
+        now = time.time()
+        for partition in sorted(assigned):
+            state = stage1.load(partition, now=now)
+            if state.idle_advance(now=now, config=WINDOW):
+                await stage1.publish(state)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely
+async def _forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    """A revoked partition's state is re-read from the table if it comes back."""
+    stage1.cache.clear()
+    stage2.cache.clear()
+    stage2.pending = None
+
+
+# ---------------------------------------------------------------- stage 2
+
+
+@dataclass
+class SeriesState:
+    windows: SeriesWindows = field(default_factory=SeriesWindows)
+    detectors: dict[str, SeriesDetector] = field(default_factory=dict)
+
+
+def series_id(series: Series) -> bytes:
+    return "\x1f".join(series).encode()
+
+
+def parse_series_id(sid: bytes) -> Series:
+    tenant, scope, key, service = sid.decode().split("\x1f")
+    return (tenant, scope, key, service)
+
+
+class Stage2:
+    def __init__(self) -> None:
+        self.cache: dict[bytes, SeriesState] = {}
+        self.clock: Clock | None = None
+        self.pending: set[bytes] | None = None
+        """Series with windows not yet closed (rebuilt from the table after a restart)."""
+
+    def load(self, sid: bytes) -> SeriesState:
+        state = self.cache.get(sid)
+        if state is None:
+            raw = series_table.get(sid)
+            state = pickle.loads(raw) if raw else SeriesState()  # noqa: S301 - written by this module only
+            self.cache[sid] = state
+        return state
+
+    def load_clock(self) -> Clock:
+        if self.clock is None:
+            raw = series_table.get(CLOCK_KEY)
+            marks = {int(p): wm for p, wm in orjson.loads(raw).items()} if raw else {}
+            self.clock = Clock(SOURCE_PARTITIONS, marks)
+        return self.clock
+
+    def pending_series(self) -> set[bytes]:
+        if self.pending is None:
+            self.pending = {
+                bytes(k) for k in series_table.keys() if k != CLOCK_KEY and self.load(bytes(k)).windows.pending
+            }
+        return self.pending
+
+
+stage2 = Stage2()
+
+
+@app.agent(partials_topic)
+async def close_windows(stream):  # type: ignore[no-untyped-def]
+    async for events in stream.take_events(2000, within=0.05):
+        clock, pending = stage2.load_clock(), stage2.pending_series()
+        touched: set[bytes] = set()
+        for event in events:
+            message = orjson.loads(event.value)
+            if message["k"] == "wm":
+                clock.report(message["p"], message["wm"])
+                continue
+            sid = series_id(tuple(message["s"]))
+            if stage2.load(sid).windows.add(message["p"], message["w"], Partial.from_json(message["a"])):
+                touched.add(sid)
+                pending.add(sid)
+        await _close_ready(clock.watermark, pending, touched)
+        series_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in clock.watermarks.items()})
+
+
+async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes]) -> None:
+    """Close what every partition has finished; send windows and anomalies, then record that they were sent."""
+    outputs: list[tuple[Any, Envelope]] = []
+    changed = set(touched)
+    for sid in list(pending):
+        state = stage2.load(sid)
+        closed = state.windows.close(watermark, WINDOW)
+        if not state.windows.pending:
+            pending.discard(sid)
+        if not closed:
+            continue
+        changed.add(sid)
+        series = parse_series_id(sid)
+        for start, partial in closed:
+            window = window_record(series, start, partial, WINDOW)
+            started = time.perf_counter_ns()
+            anomalies, points = score_window(
+                series, start, summarize(partial, WINDOW.size_s), state.detectors, config=WINDOW, threshold=THRESHOLD
+            )
+            stats.detector_ns += time.perf_counter_ns() - started
+            stats.detector_points += points
+            stats.windows += 1
+            stats.anomalies += len(anomalies)
+            outputs.append((windows_topic, window))
+            outputs += [(anomalies_topic, anomaly) for anomaly in anomalies]
+    sent = [await topic.send(key=sid_key(record), value=to_json(record)) for topic, record in outputs]
+    await asyncio.gather(*sent)
+    for sid in changed:
+        series_table[sid] = pickle.dumps(stage2.load(sid))
+
+
+def sid_key(record: Envelope) -> bytes:
+    return f"{record.tenant_id}/{record.payload.scope}/{record.payload.key}".encode()
