@@ -140,7 +140,7 @@ class SeriesDetector:
         band = self._band()
         z = self._level.surprise(value)
         z = max(z, self._season_surprise(t, value))
-        largest = self._recent_max.get() if self._count > 0 else 0.0
+        largest = (self._recent_max.get() if self._count > 0 else None) or 0.0
         self._recent_max.update(z)
         self._count += 1
         if self._count <= c.warmup:
@@ -148,7 +148,7 @@ class SeriesDetector:
         if 0.0 < z < largest:
             z *= (z / largest) ** c.damp_power
         score = z / (z + c.z_half) if z > 0.0 else 0.0
-        earlier = self._gate.get() if self._count > c.warmup + 1 else 0.0
+        earlier = (self._gate.get() if self._count > c.warmup + 1 else None) or 0.0
         self._gate.update(score)
         if score <= earlier:
             score = 0.0
