@@ -21,7 +21,9 @@ from domain.anomaly import DetectorConfig, SeriesDetector
 from domain.latency import PROJECT_DIR, find_shared_data
 from domain.nab import PROFILES, CorpusResult, Labelled, Profile, profiles_from_json, score_corpus, window_spans
 
-NAB_DIR = Path("nab")
+NAB_DIR = Path("nab")  # under the shared data directory: data/, labels/, profiles.json
+LABELS_FILE = Path("labels") / "combined_windows.json"
+PROFILES_FILE = Path("profiles.json")
 
 
 @dataclass(frozen=True)
@@ -193,11 +195,18 @@ def add_parser(sub: Any) -> None:
     run.add_argument("out_dir", type=Path)
     score = verbs.add_parser("score", help="NAB scores of OUT_DIR against the labelled windows")
     score.add_argument("out_dir", type=Path)
-    score.add_argument("labels", type=Path)
-    score.add_argument("--profiles", type=Path, default=None)
+    score.add_argument("labels", type=Path, nargs="?", default=None, help="default: the shared NAB labels")
+    score.add_argument("--profiles", type=Path, default=None, help="default: the shared NAB profiles, else built in")
 
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.anomaly_command == "nab":
         return cmd_nab(args.data_dir, args.out_dir)
-    return cmd_score(args.out_dir, args.labels, args.profiles)
+    shared = default_nab_dir()
+    labels = args.labels or (shared / LABELS_FILE if shared else None)
+    if labels is None or not labels.is_file():
+        raise ValueError("no labels file given and none in the shared data directory")
+    profiles = args.profiles
+    if profiles is None and shared and (shared / PROFILES_FILE).is_file():
+        profiles = shared / PROFILES_FILE
+    return cmd_score(args.out_dir, labels, profiles)
