@@ -9,7 +9,7 @@ restart) yields the same records.
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 
-from domain.anomaly import DetectorConfig, SeriesDetector, explain
+from domain.anomaly import ALERT_THRESHOLD, DetectorConfig, SeriesDetector, explain
 from domain.windows import Partial, Series, WindowConfig, WindowSummary, summarize
 from schemas.envelope import deterministic_event_id
 from schemas.monitoring import AnomalyDetected, AnomalyPayload, MetricWindowClosed, MetricWindowPayload
@@ -33,7 +33,10 @@ SCOPE_METRICS: dict[str, tuple[str, ...]] = {
 }
 """What is watched per scope; a step's median duration is its typical duration."""
 
-DEFAULT_THRESHOLD = 0.95
+DEFAULT_THRESHOLD = ALERT_THRESHOLD
+
+LIVE_DETECTOR = DetectorConfig(warmup=30)
+"""Metric windows are minutes: half an hour of history before a series may alert (NAB's tuning waits 150 points)."""
 
 
 def workflow_of(series: Series) -> str:
@@ -87,7 +90,7 @@ def score_window(
             continue
         detector = detectors.get(metric)
         if detector is None:
-            detector = detectors[metric] = SeriesDetector(detector_config or DetectorConfig())
+            detector = detectors[metric] = SeriesDetector(detector_config or LIVE_DETECTOR)
         score = detector.score_one(end, float(value))
         points += 1
         if score.score < threshold:

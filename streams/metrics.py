@@ -33,6 +33,7 @@ import logging
 import pickle
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,11 +86,27 @@ class MetricsStats:
 stats = MetricsStats()
 
 
-class PartitionKeyedTable(faust.Table[bytes, bytes]):
-    """A table whose key is a source partition number: its changelog record goes to that partition."""
+class RoutedTable(faust.Table[bytes, bytes]):
+    """A table that says itself which changelog partition a key goes to.
+
+    Faust takes it from the event being processed, which a batch of events
+    from several partitions (``take_events``) or a timer does not have.
+    """
+
+    def __init__(self, *args: Any, route: Callable[[bytes], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.route = route
 
     def partition_for_key(self, key: Any) -> int:
-        return int(key)
+        return self.route(key)
+
+
+def _routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> Any:
+    table = RoutedTable(
+        app, name=name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
+        beacon=app.tables.beacon, route=route,
+    )  # fmt: skip
+    return app.tables.add(table)
 
 
 events_topic = app.topic(topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw")
@@ -97,18 +114,10 @@ partials_topic = app.topic(topics.METRIC_PARTIALS, value_serializer="raw", key_s
 windows_topic = app.topic(topics.METRIC_WINDOWS, value_serializer="raw", key_serializer="raw")
 anomalies_topic = app.topic(topics.ANOMALIES, value_serializer="raw", key_serializer="raw")
 
-partition_windows: Any = app.tables.add(
-    PartitionKeyedTable(
-        app,
-        name="metric_partition_windows",
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=SOURCE_PARTITIONS,
-        beacon=app.tables.beacon,
-    )
-)
-series_table = app.Table("metric_series", default=None, key_type=bytes, value_type=bytes, partitions=1)
+partition_windows = _routed_table("metric_partition_windows", SOURCE_PARTITIONS, route=int)
+"""Source partition number -> its open windows; each record lives in its own partition's changelog."""
+series_table = _routed_table("metric_series", 1, route=lambda key: 0)
+"""Series -> its pending windows and detectors, co-partitioned with ``metric-partials`` (one partition)."""
 
 
 # ---------------------------------------------------------------- stage 1
