@@ -8,9 +8,19 @@ Each point is compared with two views of what the series usually does:
   first sampling step) against the weighted mean and variance of those daily
   changes; it catches a broken daily pattern that stays inside the usual range.
 
-The point's surprise ``z`` is the larger of the two standardised deviations.
-Two adjustments make one threshold work across very different series:
+When the day-over-day change varies clearly less than the values themselves
+(``periodic_ratio``), the series is periodic and the season view alone scores:
+its surprise is the smallest one against any value within ``season_jitter``
+points of one day earlier, so a daily peak that comes a few minutes early or
+late is not news, while a missing or displaced peak still is. Otherwise the
+point's surprise ``z`` is the larger of the level and the exact day-ago view.
 
+Three adjustments make one threshold work across very different series:
+
+* rarity: the surprise is divided by ``(1 + alike) ** rarity_power``, where
+  ``alike`` counts the last ``damp_window`` surprises at least
+  ``rarity_ratio`` times as large: a spike like many recent ones is no longer
+  news, however large;
 * a surprise below the largest one of the last ``damp_window`` points is damped
   by ``(z / max) ** damp_power``: series that are often spiky need a bigger
   spike to alert;
@@ -18,8 +28,9 @@ Two adjustments make one threshold work across very different series:
   already scored in the last ``gate_window`` points scores 0, so an anomaly
   alerts once instead of at every point while it lasts.
 
-``score = z / (z + z_half)``, so ``score >= 0.5`` means ``z >= z_half``: the
-single threshold NAB's standard profile picks for the defaults is close to 0.5.
+``score = z / (z + z_half)``, so ``score >= 0.5`` means ``z >= z_half``;
+``ALERT_THRESHOLD`` is the single threshold NAB's standard profile picks for
+the defaults.
 
 >>> detector = SeriesDetector()
 >>> scores = [detector.score_one(60.0 * i, 10.0 + (i % 7) * 0.1).score for i in range(300)]
@@ -27,6 +38,7 @@ single threshold NAB's standard profile picks for the defaults is close to 0.5.
 (True, True)
 """
 
+import bisect
 import math
 import pickle
 from collections import deque
@@ -35,7 +47,7 @@ from dataclasses import dataclass
 from river import stats
 
 DAY_SECONDS = 86_400.0
-ALERT_THRESHOLD = 0.5  # about NAB's swept standard-profile threshold for the default config
+ALERT_THRESHOLD = 0.482  # NAB's swept standard-profile threshold for the default config
 FLAT_MOVE_Z = 50.0  # surprise of any move off a series that has not moved yet
 
 
@@ -47,10 +59,14 @@ class DetectorConfig:
     level_fading: float = 0.003  # fading factor of the level view's mean and variance
     season_fading: float = 0.003  # same for the day-over-day changes
     max_season_points: int = 5000  # no season view when a day holds more points than this
+    season_jitter: int = 2  # the day-ago reference is the closest of this many points either side
+    periodic_ratio: float = 0.7  # season spread below this share of the level spread: the season view alone
     damp_window: int = 1000  # points over which the largest recent surprise is kept
     damp_power: float = 0.25
+    rarity_ratio: float = 0.8  # recent surprises at least this share of the current one count as alike
+    rarity_power: float = 0.2  # the surprise is divided by (1 + alike) ** rarity_power
     gate_window: int = 100  # points during which an episode scores only when it grows
-    z_half: float = 5.4  # surprise that scores 0.5: the alert level tuned on NAB
+    z_half: float = 4.4  # surprise that scores 0.5: the alert level tuned on NAB
     band_z: float = 3.0  # half-width of the expected range, in standard deviations
 
 
@@ -126,11 +142,13 @@ class SeriesDetector:
     def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
         self.config = config
         self._level = _View(config.level_fading)
-        self._season = _View(config.season_fading)
+        self._season = _View(config.season_fading)  # change from exactly one day earlier
         self._day: deque[float] | None = None  # the last day of values, once the step is known
         self._day_points = 0
         self._first_t: float | None = None
         self._recent_max = stats.RollingMax(config.damp_window)
+        self._recent: deque[float] = deque()  # the last damp_window surprises after warm-up
+        self._recent_sorted: list[float] = []  # the same, sorted
         self._gate = stats.RollingMax(config.gate_window)
         self._count = 0
 
@@ -139,14 +157,21 @@ class SeriesDetector:
         c = self.config
         band = self._band()
         z = self._level.surprise(value)
-        z = max(z, self._season_surprise(t, value))
+        exact, tolerant = self._season_surprise(t, value)
+        if self._periodic():
+            z = tolerant  # the level view would flag every daily peak
+        else:
+            z = max(z, exact)
         largest = (self._recent_max.get() if self._count > 0 else None) or 0.0
         self._recent_max.update(z)
         self._count += 1
         if self._count <= c.warmup:
             return Score(0.0, None, None)
+        alike = self._remember(z)
         if 0.0 < z < largest:
             z *= (z / largest) ** c.damp_power
+        if alike:
+            z /= (1 + alike) ** c.rarity_power
         score = z / (z + c.z_half) if z > 0.0 else 0.0
         earlier = (self._gate.get() if self._count > c.warmup + 1 else None) or 0.0
         self._gate.update(score)
@@ -154,24 +179,48 @@ class SeriesDetector:
             score = 0.0
         return Score(score, *band)
 
-    def _season_surprise(self, t: float, value: float) -> float:
+    def _periodic(self) -> bool:
+        """Whether the day-over-day change varies clearly less than the value itself."""
+        daily = self._season
+        return daily.count > 2 and daily.spread() < self.config.periodic_ratio * self._level.spread()
+
+    def _remember(self, z: float) -> int:
+        """How many of the recent surprises are at least ``rarity_ratio * z``; then keep ``z``."""
+        ordered = self._recent_sorted
+        alike = len(ordered) - bisect.bisect_left(ordered, z * self.config.rarity_ratio) if z > 0.0 else 0
+        bisect.insort(ordered, z)
+        self._recent.append(z)
+        if len(self._recent) > self.config.damp_window:
+            del ordered[bisect.bisect_left(ordered, self._recent.popleft())]
+        return alike
+
+    def _season_surprise(self, t: float, value: float) -> tuple[float, float]:
+        """Surprise of the change from one day earlier: exactly, and from the closest value around then."""
         if self._first_t is None:
             self._first_t = t
-            return 0.0
+            return 0.0, 0.0
         if self._day is None and self._day_points == 0:
             step = t - self._first_t
             points = round(DAY_SECONDS / step) if step > 0 else 0
             self._day_points = points if 2 <= points <= self.config.max_season_points else -1
             if self._day_points > 0:
-                self._day = deque([value], maxlen=self._day_points)  # the first point is lost: fine
-            return 0.0
-        if self._day is None:
-            return 0.0
-        z = 0.0
-        if len(self._day) == self._day_points:
-            z = self._season.surprise(value - self._day[0])
-        self._day.append(value)
-        return z
+                # one day plus the jitter of values; the first point is lost: fine
+                self._day = deque([value], maxlen=self._day_points + self.config.season_jitter)
+            return 0.0, 0.0
+        day = self._day
+        if day is None:
+            return 0.0, 0.0
+        exact = tolerant = 0.0
+        if len(day) == day.maxlen:
+            season = self._season
+            usual, sd, enough = season.mean, season.spread(), season.count >= 2
+            reference = day[self.config.season_jitter]  # exactly one day earlier
+            closest = min(abs(value - day[k] - usual) for k in range(2 * self.config.season_jitter + 1))
+            exact = season.surprise(value - reference)  # learns the exact change
+            if enough:
+                tolerant = closest / sd if sd > 0.0 else (0.0 if closest == 0.0 else FLAT_MOVE_Z)
+        day.append(value)
+        return exact, tolerant
 
     def _band(self) -> tuple[float | None, float | None]:
         """Expected range of the next value from whichever view is tighter."""
@@ -180,10 +229,10 @@ class SeriesDetector:
         half = self.config.band_z
         center, sd = self._level.mean, self._level.spread()
         day = self._day
-        if day is not None and len(day) == self._day_points and self._season.count >= 2:
-            season_sd = self._season.spread()
-            if season_sd < sd:
-                center, sd = day[0] + self._season.mean, season_sd
+        if day is not None and len(day) == day.maxlen and self._season.count >= 2:
+            daily_sd = self._season.spread()
+            if daily_sd < sd:
+                center, sd = day[self.config.season_jitter] + self._season.mean, daily_sd
         return center - half * sd, center + half * sd
 
     def to_state(self) -> bytes:

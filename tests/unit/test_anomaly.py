@@ -105,3 +105,33 @@ def test_config_defaults_are_the_tuned_values():
 def test_explain(args, text):
     assert explain(*args).startswith(text)
     assert explain(*args).endswith(f"(anomaly score {args[2].score:.2f})")
+
+
+LIVE = DetectorConfig(warmup=30)  # what the stream workers run on one-minute windows
+
+
+def test_live_config_alerts_on_a_tenfold_latency_step_within_two_points():
+    rng = random.Random(21)
+    baseline = [rng.gauss(200.0, 15.0) for _ in range(40)]
+    detector = SeriesDetector(LIVE)
+    before = [detector.score_one(60.0 * i, v).score for i, v in enumerate(baseline)]
+    after = [detector.score_one(60.0 * (40 + i), 2000.0 + rng.gauss(0, 30.0)).score for i in range(5)]
+    assert max(before) < ALERT_THRESHOLD
+    assert max(after[:2]) > ALERT_THRESHOLD
+
+
+def test_live_config_on_a_mostly_zero_error_rate():
+    values = [0.0] * 500 + [0.02] + [0.0] * 300 + [0.5] * 3 + [0.0] * 2000
+    detector = SeriesDetector(LIVE)
+    scores = [detector.score_one(60.0 * i, v) for i, v in enumerate(values)]
+    assert all(0.0 <= s.score <= 1.0 for s in scores)
+    assert scores[500].score > ALERT_THRESHOLD  # the first error off a clean line
+    assert max(s.score for s in scores[801:804]) > ALERT_THRESHOLD
+    assert all(s.expected_low is None or s.expected_low <= s.expected_high for s in scores)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 31, 32])
+def test_live_config_on_short_series(n):
+    detector = SeriesDetector(LIVE)
+    scores = [detector.score_one(60.0 * i, float(i % 2)) for i in range(n)]
+    assert all(0.0 <= s.score <= 1.0 for s in scores)
