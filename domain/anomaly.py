@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from river import stats
 
 DAY_SECONDS = 86_400.0
-ALERT_THRESHOLD = 0.482  # NAB's swept standard-profile threshold for the default config
+ALERT_THRESHOLD = 0.4819  # NAB's swept standard-profile threshold for the default config
 FLAT_MOVE_Z = 50.0  # surprise of any move off a series that has not moved yet
 
 
