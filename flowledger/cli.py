@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     execution = bench_sub.add_parser("execution", help="the executor against sandbox services at zero latency")
     execution.add_argument("--runs", type=int, default=2000)
     execution.add_argument("--rate", type=float, default=200.0, help="runs started per second (0: all at once)")
+    metrics = bench_sub.add_parser("metrics", help="step results -> metric windows and anomaly detectors")
+    metrics.add_argument("--events", type=int, default=200_000)
+    metrics.add_argument("--span-min", type=float, default=30.0, help="minutes of event time the events cover")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -191,6 +194,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_execution import bench_execution
 
         return bench_execution(runs=args.runs, rate=args.rate)
+    if args.bench_command == "metrics":
+        from flowledger.bench_metrics import bench_metrics
+
+        return bench_metrics(events=args.events, span_min=args.span_min)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

@@ -30,6 +30,7 @@ changelogged ``metric_series`` table and restored with it.
 
 import asyncio
 import logging
+import math
 import pickle
 import time
 from collections import defaultdict
@@ -55,6 +56,7 @@ from domain.windows import (
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode, to_json
+from streams import ingest_stats
 from streams.app import app, settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,6 @@ THRESHOLD = settings.flowledger_anomaly_threshold or DEFAULT_THRESHOLD
 @dataclass
 class MetricsStats:
     events: int = 0
-    skipped: int = 0
     late: int = 0
     windows: int = 0
     anomalies: int = 0
@@ -142,16 +143,24 @@ class Stage1:
             self.cache[partition] = state
         return state
 
-    async def publish(self, state: PartitionWindows) -> None:
-        """Send what closed and the watermark; once acknowledged, write the state that says so."""
-        messages = [
-            {"k": "partial", "p": state.partition, "s": list(series), "w": start, "a": partial.to_json()}
-            for series, start, partial in state.close_ready(WINDOW)
-        ]
-        messages.append({"k": "wm", "p": state.partition, "wm": state.watermark})
-        sent = [await partials_topic.send(key=b"metrics", value=orjson.dumps(m), partition=0) for m in messages]
+    async def publish(self, states: list[PartitionWindows]) -> None:
+        """Send what closed and the watermarks; once acknowledged, write the states that say so.
+
+        One message per partition: its closed partials, then its watermark.
+        """
+        sent = []
+        for state in states:
+            message = {
+                "p": state.partition,
+                "partials": [
+                    [list(series), start, partial.to_json()] for series, start, partial in state.close_ready(WINDOW)
+                ],
+                "wm": state.watermark if math.isfinite(state.watermark) else None,
+            }
+            sent.append(await partials_topic.send(key=b"metrics", value=orjson.dumps(message), partition=0))
         await asyncio.gather(*sent)
-        partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
+        for state in states:
+            partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
 
 
 stage1 = Stage1()
@@ -165,15 +174,27 @@ async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
             by_partition[event.message.partition].append((event.message.offset, event.value))
         async with stage1.lock:
             now = time.time()
+            states = []
             for partition, items in by_partition.items():
                 state = stage1.load(partition, now=now)
-                for offset, value in items:
-                    good, bad = decode(value)
-                    stats.skipped += len(bad)
-                    stats.events += len(good)
-                    state.observe(offset, [o for record in good for o in observations(record)], now=now, config=WINDOW)
-                stats.late = sum(s.late_total for s in stage1.cache.values())
-                await stage1.publish(state)
+                absorb(state, items, now=now)
+                states.append(state)
+            stats.late = sum(s.late_total for s in stage1.cache.values())
+            await stage1.publish(states)
+
+
+def absorb(state: PartitionWindows, items: list[tuple[int, bytes]], *, now: float) -> None:
+    """Decode one partition's records, count them, and add what they observe to its windows."""
+    seen: list[tuple[str, str]] = []
+    for offset, value in items:
+        if offset <= state.last_offset:
+            continue  # applied before a restart: replayed from the last committed offset
+        good, bad = decode(value)
+        ingest_stats.skipped += len(bad)
+        seen += [(r.tenant_id, r.type) for r in good]
+        state.observe(offset, [o for record in good for o in observations(record)], now=now, config=WINDOW)
+    ingest_stats.counts.observe(seen, now=now)
+    stats.events += len(seen)
 
 
 @app.timer(interval=1.0)
@@ -183,10 +204,10 @@ async def advance_idle_partitions() -> None:
     assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_EVENTS}
     async with stage1.lock:
         now = time.time()
-        for partition in sorted(assigned):
-            state = stage1.load(partition, now=now)
-            if state.idle_advance(now=now, config=WINDOW):
-                await stage1.publish(state)
+        states = [stage1.load(partition, now=now) for partition in sorted(assigned)]
+        advanced = [state for state in states if state.idle_advance(now=now, config=WINDOW)]
+        if advanced:
+            await stage1.publish(advanced)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely
@@ -255,13 +276,14 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
         touched: set[bytes] = set()
         for event in events:
             message = orjson.loads(event.value)
-            if message["k"] == "wm":
-                clock.report(message["p"], message["wm"])
-                continue
-            sid = series_id(tuple(message["s"]))
-            if stage2.load(sid).windows.add(message["p"], message["w"], Partial.from_json(message["a"])):
-                touched.add(sid)
-                pending.add(sid)
+            partition = message["p"]
+            for series, start, partial in message["partials"]:
+                sid = series_id(tuple(series))
+                if stage2.load(sid).windows.add(partition, start, Partial.from_json(partial)):
+                    touched.add(sid)
+                    pending.add(sid)
+            if message["wm"] is not None:
+                clock.report(partition, message["wm"])
         await _close_ready(clock.watermark, pending, touched)
         series_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in clock.watermarks.items()})
 
