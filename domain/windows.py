@@ -238,12 +238,14 @@ class SeriesWindows:
 
     closed_through: float = -math.inf
     pending: dict[float, tuple[Partial, set[int]]] = field(default_factory=dict)
-    late: int = 0
 
     def add(self, partition: int, start: float, partial: Partial) -> bool:
-        """Merge one partition's final partial; False if it was already applied or arrived too late."""
+        """Merge one partition's final partial; False if it was already applied.
+
+        A window closes only after every partition has sent its partial for
+        it, so a partial of a closed window is one sent again after a restart.
+        """
         if start < self.closed_through:
-            self.late += partial.count + partial.late
             return False
         merged, seen = self.pending.get(start) or (Partial(), set())
         if partition in seen:
@@ -254,13 +256,11 @@ class SeriesWindows:
         return True
 
     def close(self, watermark: float, config: WindowConfig) -> list[tuple[float, Partial]]:
-        """Windows every partition has finished, oldest first; late counts ride on the first."""
+        """Windows every partition has finished, oldest first."""
         ready = sorted(s for s in self.pending if s + config.size_s + config.grace_s <= watermark)
         closed = [(start, self.pending.pop(start)[0]) for start in ready]
         if closed:
             self.closed_through = closed[-1][0] + config.size_s
-            closed[0][1].late += self.late
-            self.late = 0
         return closed
 
 

@@ -118,8 +118,8 @@ def test_series_merges_each_partition_once_and_closes_on_the_slowest_watermark()
     clock.report(1, 20.0)  # watermarks never go back
     [(start, merged)] = series.close(clock.watermark, CFG)
     assert (start, merged.count, merged.failures) == (0.0, 2, 1)
-    assert not series.add(1, 0.0, b)  # after close: counted as late
-    assert series.late == 1
+    assert not series.add(1, 0.0, b)  # re-sent after a restart: already in the closed window
+    assert series.pending == {}
 
 
 def test_summary_of_a_window():
