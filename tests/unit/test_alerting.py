@@ -1,0 +1,173 @@
+import pytest
+
+from domain.alerting import (
+    BASELINE_MIN_POINTS,
+    Alert,
+    AlertState,
+    Condition,
+    InhibitRule,
+    NotifierState,
+    Rule,
+    RuleError,
+    Silence,
+    builtin_rules,
+    evaluate,
+    plan_notifications,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "baseline", "holds"),
+    [
+        ("error_rate > 0.1", 0.2, None, True),
+        ("error_rate > 0.1", 0.1, None, False),
+        ("error_rate >= 0.1", 0.1, None, True),
+        ("throughput_per_s == 0", 0.0, None, True),
+        ("throughput_per_s != 0", 0.0, None, False),
+        ("latency_p95_ms < 50", 49.9, None, True),
+        ("latency_p95_ms > 2.0 x baseline", 250.0, 100.0, True),
+        ("latency_p95_ms > 2.0 x baseline", 150.0, 100.0, False),
+        ("latency_p95_ms > 2 * baseline", 250.0, None, False),  # no history: a relative rule cannot judge
+        ("anomaly_score > 0.9", 0.95, None, True),
+    ],
+)
+def test_conditions(text, value, baseline, holds):
+    assert Condition.parse(text).holds(value, baseline) is holds
+
+
+@pytest.mark.parametrize(
+    "text", ["error_rate >", "p95 > 1", "error_rate ~ 0.1", "error_rate > 0.1 x median", "drop table > 1"]
+)
+def test_bad_conditions_say_what_is_wrong(text):
+    with pytest.raises(RuleError, match="condition"):
+        Condition.parse(text)
+
+
+def run(rule, values, state=None):
+    """Evaluate one observation per minute; returns the transitions, None where nothing changed."""
+    state = state or AlertState()
+    return [evaluate(rule, state, value=v, at=60.0 * (i + 1)) for i, v in enumerate(values)], state
+
+
+ERRORS = Condition.parse("error_rate > 0.1")
+
+
+@pytest.mark.parametrize(
+    ("rule", "values", "expected"),
+    [
+        # for 0: fires on the first breach, resolves on the first good window
+        (Rule("r", ERRORS), [0.0, 0.5, 0.5, 0.0], [None, "fired", None, "resolved"]),
+        # for 2 minutes: pending, still pending, fires when it has held for 120 s
+        (Rule("r", ERRORS, for_s=120), [0.5, 0.5, 0.5, 0.0], ["pending", None, "fired", "resolved"]),
+        # a breach shorter than `for` never fires
+        (Rule("r", ERRORS, for_s=120), [0.5, 0.0, 0.5, 0.0], ["pending", "cleared", "pending", "cleared"]),
+        # keep_firing_for: stays firing through a short dip, resolves once it has been clear that long
+        (Rule("r", ERRORS, keep_firing_for_s=120), [0.5, 0.0, 0.5, 0.0, 0.0, 0.0],
+         ["fired", None, None, None, "resolved", None]),
+    ],
+)  # fmt: skip
+def test_rule_state_machine(rule, values, expected):
+    transitions, _ = run(rule, values)
+    assert transitions == expected
+
+
+def test_baseline_is_learned_and_an_incident_does_not_become_normal():
+    rule = Rule("slow", Condition.parse("latency_p95_ms > 2.0 x baseline"))
+    normal = [100.0] * BASELINE_MIN_POINTS
+    transitions, state = run(rule, [*normal, 150.0, 300.0, 320.0, 340.0, 110.0])
+    assert transitions[: BASELINE_MIN_POINTS + 1] == [None] * (BASELINE_MIN_POINTS + 1)
+    assert transitions[-4:] == ["fired", None, None, "resolved"]
+    assert state.learned_baseline() == pytest.approx(105.5, rel=0.05)  # the 300s were not learned
+
+
+def test_no_baseline_rule_fires_before_enough_history():
+    rule = Rule("slow", Condition.parse("latency_p95_ms > 2.0 x baseline"))
+    transitions, _ = run(rule, [100.0] * 3 + [1000.0])
+    assert transitions == [None] * 4
+
+
+def test_builtin_rules():
+    perf, errors = builtin_rules()
+    assert (perf.name, str(perf.condition), perf.severity, perf.cooldown_s) == (
+        "performance_degradation", "latency_p95_ms > 2 x baseline", "high", 300.0)  # fmt: skip
+    assert (errors.name, str(errors.condition), errors.severity, errors.cooldown_s) == (
+        "error_rate_increase", "error_rate > 0.1", "critical", 600.0)  # fmt: skip
+    assert all(r.cooldown_s == 60 for r in builtin_rules(cooldown_s=60))
+
+
+@pytest.mark.parametrize(
+    ("scope", "key", "applies"),
+    [("workflow", "billing-sync", True), ("workflow", "crm-sync", False), ("service", "billing-sync", False)],
+)
+def test_rules_select_series_by_scope_and_glob(scope, key, applies):
+    assert Rule("r", ERRORS, match="billing-*").applies_to(scope, key) is applies
+
+
+def alert(alert_id, *, firing=True, cooldown_s=600.0, rule="error_rate_increase", group_by=("rule",), **labels):
+    return Alert(alert_id, rule, "critical", labels, firing, cooldown_s, group_by)
+
+
+def test_one_notification_per_cooldown_despite_continued_firing():
+    state = NotifierState()
+    sent = []
+    for minute in range(25):  # the alert keeps firing for 25 minutes, evaluated every minute
+        plan = plan_notifications([alert("a1", workflow="wf")], state, now=60.0 * minute)
+        sent += [(minute, n.reason) for n in plan.notifications]
+    assert sent == [(0, "firing"), (10, "repeat"), (20, "repeat")]
+
+
+def test_resolution_is_told_once_and_a_quick_refire_waits_for_the_cooldown():
+    state = NotifierState()
+    steps = [(0, True), (60, False), (120, False), (180, True), (600, True)]
+    told = []
+    for now, firing in steps:
+        plan = plan_notifications([alert("a1", firing=firing)], state, now=now)
+        told.append([n.reason for n in plan.notifications] or plan.muted.get("a1"))
+    assert told == [["firing"], ["resolved"], None, "cooldown", ["firing"]]
+
+
+def test_grouping_tells_many_alerts_in_one_notification():
+    state = NotifierState()
+    alerts = [alert("a1", workflow="wf-1"), alert("a2", workflow="wf-2"),
+              alert("b1", rule="performance_degradation", workflow="wf-1")]  # fmt: skip
+    plan = plan_notifications(alerts, state, now=0)
+    assert [(n.group, sorted(a.alert_id for a in n.alerts)) for n in plan.notifications] == [
+        (("rule=error_rate_increase",), ["a1", "a2"]),
+        (("rule=performance_degradation",), ["b1"]),
+    ]
+    # a new alert joining a told group is told with its group
+    plan = plan_notifications([*alerts, alert("a3", workflow="wf-3")], state, now=30)
+    assert [(n.reason, [a.alert_id for a in n.alerts]) for n in plan.notifications] == [("firing", ["a3"])]
+
+
+@pytest.mark.parametrize(
+    ("silence", "muted"),
+    [
+        (Silence("s1", {"workflow": "wf-1"}, starts_at=0, ends_at=300), {"a1": "silenced:s1"}),
+        (Silence("s1", {"workflow": "wf-*", "rule": "error_*"}, starts_at=0, ends_at=300),
+         {"a1": "silenced:s1", "a2": "silenced:s1"}),
+        (Silence("s1", {"workflow": "wf-1"}, starts_at=0, ends_at=100), {}),  # expired
+        (Silence("s1", {"workflow": "wf-1"}, starts_at=200, ends_at=400), {}),  # not yet
+    ],
+)  # fmt: skip
+def test_silences_mute_matching_alerts_until_they_expire(silence, muted):
+    plan = plan_notifications([alert("a1", workflow="wf-1"), alert("a2", workflow="wf-2")], NotifierState(), now=150,
+                              silences=[silence])  # fmt: skip
+    assert plan.muted == muted
+    told = {a.alert_id for n in plan.notifications for a in n.alerts}
+    assert told == {"a1", "a2"} - set(muted)
+
+
+def test_a_service_alert_inhibits_the_workflow_alerts_it_explains():
+    rule = InhibitRule(source={"scope": "service"}, target={"scope": "workflow"}, equal=("service",))
+    alerts = [
+        alert("svc", scope="service", service="slack"),
+        alert("wf-slack", scope="workflow", service="slack"),
+        alert("wf-asana", scope="workflow", service="asana"),
+    ]
+    plan = plan_notifications(alerts, NotifierState(), now=0, inhibit=[rule])
+    assert plan.muted == {"wf-slack": "inhibited"}
+    # once the service alert resolves, the workflow alert it muted is told
+    alerts[0] = alert("svc", firing=False, scope="service", service="slack")
+    plan = plan_notifications(alerts, NotifierState(), now=60, inhibit=[rule])
+    assert "wf-slack" in {a.alert_id for n in plan.notifications for a in n.alerts}
