@@ -45,6 +45,8 @@ class WindowConfig:
     size_s: float = 60.0
     grace_s: float = 5.0
     idle_s: float = 5.0
+    empty_windows: int = 60
+    """Empty windows reported after a series' last event before it is considered dormant."""
 
 
 def window_start(t: float, size_s: float) -> float:
@@ -238,6 +240,8 @@ class SeriesWindows:
 
     closed_through: float = -math.inf
     pending: dict[float, tuple[Partial, set[int]]] = field(default_factory=dict)
+    quiet: int = 0
+    """Empty windows emitted since the series' last event."""
 
     def add(self, partition: int, start: float, partial: Partial) -> bool:
         """Merge one partition's final partial; False if it was already applied.
@@ -256,12 +260,42 @@ class SeriesWindows:
         return True
 
     def close(self, watermark: float, config: WindowConfig) -> list[tuple[float, Partial]]:
-        """Windows every partition has finished, oldest first."""
-        ready = sorted(s for s in self.pending if s + config.size_s + config.grace_s <= watermark)
-        closed = [(start, self.pending.pop(start)[0]) for start in ready]
+        """Windows every partition has finished, oldest first, with empty ones in the gaps.
+
+        A series that has gone quiet gets empty windows (count 0) for up to
+        ``config.empty_windows`` windows after its last event, so a drop to
+        zero throughput is a value that rules and detectors see; after that it
+        is dormant and costs nothing until it has events again.
+        """
+        if not math.isfinite(watermark):
+            return []
+        size = config.size_s
+        last_closable = window_start(watermark - config.grace_s - size, size)
+        ready = sorted(s for s in self.pending if s <= last_closable)
+        closed: list[tuple[float, Partial]] = []
+        cursor = self.closed_through
+        for start in ready:
+            closed += self._empty(cursor, start, config)
+            closed.append((start, self.pending.pop(start)[0]))
+            self.quiet = 0
+            cursor = start + size
+        closed += self._empty(cursor, last_closable + size, config)
         if closed:
-            self.closed_through = closed[-1][0] + config.size_s
+            self.closed_through = max(self.closed_through, closed[-1][0] + size)
         return closed
+
+    def _empty(self, start: float, end: float, config: WindowConfig) -> list[tuple[float, Partial]]:
+        """Empty windows for the gap ``[start, end)``, while the series is not yet dormant."""
+        if not math.isfinite(start) or start >= end:
+            return []
+        room = max(0, config.empty_windows - self.quiet)
+        count = min(room, round((end - start) / config.size_s))
+        self.quiet += count
+        return [(start + i * config.size_s, Partial()) for i in range(count)]
+
+    def dormant(self, config: WindowConfig) -> bool:
+        """Nothing pending and every empty window it is owed already emitted."""
+        return not self.pending and (self.quiet >= config.empty_windows or not math.isfinite(self.closed_through))
 
 
 @dataclass(frozen=True)

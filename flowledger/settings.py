@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     flowledger_metrics_idle_s: float = Field(
         default=5.0, gt=0, description="A partition quiet this long (wall time) moves its watermark to wall time."
     )
+    flowledger_metrics_empty_windows: int = Field(
+        default=60, ge=0, description="Empty windows a series reports after its last event before it goes dormant."
+    )
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."
     )

@@ -65,6 +65,7 @@ WINDOW = WindowConfig(
     size_s=settings.flowledger_metrics_window_s,
     grace_s=settings.flowledger_metrics_grace_s,
     idle_s=settings.flowledger_metrics_idle_s,
+    empty_windows=settings.flowledger_metrics_empty_windows,
 )
 SOURCE_PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
 CLOCK_KEY = b"__clock__"
@@ -241,7 +242,7 @@ class Stage2:
         self.cache: dict[bytes, SeriesState] = {}
         self.clock: Clock | None = None
         self.pending: set[bytes] | None = None
-        """Series with windows not yet closed (rebuilt from the table after a restart)."""
+        """Series not dormant: windows pending, or empty windows still owed (rebuilt from the table after a restart)."""
 
     def load(self, sid: bytes) -> SeriesState:
         state = self.cache.get(sid)
@@ -261,7 +262,9 @@ class Stage2:
     def pending_series(self) -> set[bytes]:
         if self.pending is None:
             self.pending = {
-                bytes(k) for k in series_table.keys() if k != CLOCK_KEY and self.load(bytes(k)).windows.pending
+                bytes(k)
+                for k in series_table.keys()
+                if k != CLOCK_KEY and not self.load(bytes(k)).windows.dormant(WINDOW)
             }
         return self.pending
 
@@ -295,7 +298,7 @@ async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes
     for sid in list(pending):
         state = stage2.load(sid)
         closed = state.windows.close(watermark, WINDOW)
-        if not state.windows.pending:
+        if state.windows.dormant(WINDOW):
             pending.discard(sid)
         if not closed:
             continue

@@ -245,3 +245,42 @@ def test_sketch_is_small_for_a_long_tailed_distribution():
         sketch.add(rng.lognormvariate(3.6, 1.8))
     assert len(sketch.buckets) < 1200
     assert QuantileSketch().quantile(0.5) is None
+
+
+@pytest.mark.parametrize(
+    ("events", "watermark", "expected"),
+    [
+        # a gap between two active windows is filled with empty windows
+        ([0.0, 180.0], 300.0, [(0.0, 1), (60.0, 0), (120.0, 0), (180.0, 1)]),
+        # after the last event: empty windows up to the watermark ...
+        ([0.0], 249.0, [(0.0, 1), (60.0, 0), (120.0, 0)]),
+        # ... but no more than `empty_windows` of them (then the series is dormant)
+        ([0.0], 10_000.0, [(0.0, 1), (60.0, 0), (120.0, 0), (180.0, 0)]),
+        # a long gap is filled only that far too, then the next active window
+        ([0.0, 600.0], 700.0, [(0.0, 1), (60.0, 0), (120.0, 0), (180.0, 0), (600.0, 1)]),
+    ],
+)
+def test_quiet_series_get_empty_windows_until_dormant(events, watermark, expected):
+    cfg = WindowConfig(size_s=60, grace_s=10, empty_windows=3)
+    series = SeriesWindows()
+    for t in events:
+        part = Partial()
+        part.add(obs(t))
+        series.add(0, window_start(t, 60), part)
+    got = series.close(watermark, cfg)
+    assert [(start, p.count) for start, p in got] == expected
+    series.close(watermark + 10_000, cfg)
+    assert series.dormant(cfg)
+
+
+def test_empty_windows_are_emitted_once_as_the_watermark_advances():
+    cfg = WindowConfig(size_s=60, grace_s=10, empty_windows=5)
+    series = SeriesWindows()
+    part = Partial()
+    part.add(obs(5.0))
+    series.add(0, 0.0, part)
+    starts = []
+    for watermark in (75.0, 100.0, 140.0, 200.0, 200.0, 1000.0):
+        starts += [start for start, _ in series.close(watermark, cfg)]
+    assert starts == [0.0, 60.0, 120.0, 180.0, 240.0, 300.0]
+    assert not series.add(0, 120.0, Partial())  # closed already
