@@ -30,6 +30,7 @@ DERIVING_VIEWS = {
     "steps": "steps_from_events",
     "metric_windows": "metric_windows_from_events",
     "anomalies": "anomalies_from_events",
+    "alert_events": "alert_events_from_events",
 }
 """Derived table -> the materialized view that fills it from ``events``."""
 
