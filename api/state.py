@@ -16,5 +16,5 @@ class AppState:
     producer: Producer
     credentials: CredentialStore
     projector: Projector | None = None
-    assigned_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    assigned_versions: dict[tuple[str, ...], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""

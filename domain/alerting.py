@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.monitoring import AlertRuleSpec
+
 Severity = Literal["low", "medium", "high", "critical"]
 Scope = Literal["tenant", "workflow", "step", "service"]
 Status = Literal["inactive", "pending", "firing"]
@@ -312,3 +314,76 @@ def _muted(alerts: list[Alert], silences: list[Silence], inhibit: list[InhibitRu
                         and all(source_labels.get(n) == labels.get(n) for n in rule.equal)):  # fmt: skip
                     muted[alert.alert_id] = "inhibited"
     return muted
+
+
+# ---------------------------------------------------------------- rules as written, and backtests
+
+
+DEFAULT_COOLDOWN_S = 600.0
+
+
+def rule_from_spec(spec: AlertRuleSpec, *, default_cooldown_s: float = DEFAULT_COOLDOWN_S) -> Rule:
+    """The evaluable rule of an operator's spec; raises RuleError on a bad condition."""
+    return Rule(
+        name=spec.name,
+        condition=Condition.parse(spec.condition),
+        scope=spec.scope,
+        match=spec.match,
+        for_s=spec.for_s,
+        keep_firing_for_s=spec.keep_firing_for_s,
+        severity=spec.severity,
+        cooldown_s=default_cooldown_s if spec.cooldown_s is None else spec.cooldown_s,
+        labels=tuple(sorted(spec.labels.items())),
+        annotations=tuple(sorted(spec.annotations.items())),
+        group_by=spec.group_by,
+    )
+
+
+def builtin_specs(*, cooldown_s: float | None = None) -> list[AlertRuleSpec]:
+    return [
+        AlertRuleSpec(
+            name=r.name, condition=str(r.condition), scope=r.scope, match=r.match, severity=r.severity,
+            cooldown_s=r.cooldown_s, annotations=dict(r.annotations),
+        )
+        for r in builtin_rules(cooldown_s=cooldown_s)
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BacktestAlert:
+    key: str
+    fired_at: float
+    resolved_at: float | None
+    """None: still firing at the end of the range."""
+    first_value: float
+    peak_value: float
+    notifications: int
+    """Firing notifications the rule's cooldown would have let through (the first one and repeats)."""
+
+
+def backtest(rule: Rule, series: Mapping[str, Iterable[tuple[float, float]]]) -> list[BacktestAlert]:
+    """Run ``rule`` over stored points, ``key -> [(window end, value)]`` in time order, with the live code."""
+    found: list[BacktestAlert] = []
+    for key in sorted(series):
+        state, notifier = AlertState(), NotifierState()
+        current: dict[str, float] | None = None
+        for at, value in series[key]:
+            transition = evaluate(rule, state, value=value, at=at)
+            if transition == "fired":
+                current = {"fired_at": at, "first": value, "peak": value, "told": 0.0}
+            if current is None:
+                continue
+            current["peak"] = max(current["peak"], value) if rule.condition.op in (">", ">=") else current["peak"]
+            alert = Alert(key, rule.name, rule.severity, {}, state.status == "firing", rule.cooldown_s)
+            plan = plan_notifications([alert], notifier, now=at)
+            current["told"] += sum(n.reason in ("firing", "repeat") for n in plan.notifications)
+            if transition == "resolved":
+                found.append(_backtest_alert(key, current, at))
+                current = None
+        if current is not None:
+            found.append(_backtest_alert(key, current, None))
+    return sorted(found, key=lambda a: (a.fired_at, a.key))
+
+
+def _backtest_alert(key: str, current: dict[str, float], resolved_at: float | None) -> BacktestAlert:
+    return BacktestAlert(key, current["fired_at"], resolved_at, current["first"], current["peak"], int(current["told"]))

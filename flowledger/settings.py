@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     flowledger_metrics_empty_windows: int = Field(
         default=60, ge=0, description="Empty windows a series reports after its last event before it goes dormant."
     )
+    monitoring_alert_cooldown: float = Field(
+        default=600.0, ge=0, description="Seconds between repeated notifications of a rule that sets none."
+    )
+    workflow_monitoring_enabled: bool = Field(default=True, description="false: alert rules are not evaluated.")
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."
     )

@@ -74,5 +74,5 @@ def migrate(warehouse: Warehouse) -> list[int]:
     return done
 
 
-DERIVED_TABLES = ("runs", "steps", "metric_windows", "anomalies", "alert_events")
+DERIVED_TABLES = ("runs", "steps", "metric_windows", "anomalies", "alert_events", "alert_rules", "silences")
 """Tables rebuilt from the archive by a replay (``events`` is the archive itself)."""

@@ -31,6 +31,8 @@ DERIVING_VIEWS = {
     "metric_windows": "metric_windows_from_events",
     "anomalies": "anomalies_from_events",
     "alert_events": "alert_events_from_events",
+    "alert_rules": "alert_rules_from_events",
+    "silences": "silences_from_events",
 }
 """Derived table -> the materialized view that fills it from ``events``."""
 

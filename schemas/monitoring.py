@@ -99,6 +99,73 @@ class AlertResolved(Envelope):
     payload: AlertPayload
 
 
+class ChannelRef(FrozenModel):
+    """Where notifications go. Secrets (a webhook URL with a token) stay in the credential store, named by id."""
+
+    type: Literal["log", "webhook", "email"]
+    credential_id: Identifier | None = Field(
+        default=None, description="webhook: the stored credential whose `url` is the endpoint."
+    )
+    format: Literal["json", "slack"] = "json"
+    to: tuple[str, ...] = Field(default=(), max_length=20, description="email: recipients.")
+
+
+class AlertRuleSpec(FrozenModel):
+    """A rule as operators write it; ``condition`` is ``metric op number [x baseline]``."""
+
+    name: Identifier
+    condition: str = Field(max_length=256, examples=["error_rate > 0.1", "latency_p95_ms > 2.0 x baseline"])
+    scope: Scope = "workflow"
+    match: str = Field(default="*", max_length=256, description="Glob over the series key.")
+    for_s: float = Field(default=0.0, ge=0, le=7 * 86400)
+    keep_firing_for_s: float = Field(default=0.0, ge=0, le=7 * 86400)
+    severity: Severity = "medium"
+    cooldown_s: float | None = Field(
+        default=None, ge=0, le=7 * 86400, description="Between repeated notifications; unset: the deployment default."
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    group_by: tuple[str, ...] = ("rule",)
+    channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
+    enabled: bool = True
+
+
+class AlertRuleDefinedPayload(FrozenModel):
+    rule: AlertRuleSpec
+    version: int = Field(ge=1)
+
+
+class AlertRuleDefined(Envelope):
+    type: Literal["AlertRuleDefined"] = "AlertRuleDefined"
+    schema_version: Literal[1] = 1
+    payload: AlertRuleDefinedPayload
+
+
+class AlertRuleDeletedPayload(FrozenModel):
+    name: Identifier
+
+
+class AlertRuleDeleted(Envelope):
+    type: Literal["AlertRuleDeleted"] = "AlertRuleDeleted"
+    schema_version: Literal[1] = 1
+    payload: AlertRuleDeletedPayload
+
+
+class SilencePayload(FrozenModel):
+    silence_id: Identifier
+    matchers: dict[str, str] = Field(min_length=1, description="label -> glob; every one must match.")
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    comment: str = Field(default="", max_length=1024)
+    created_by: str = Field(default="", max_length=128)
+
+
+class SilenceCreated(Envelope):
+    type: Literal["SilenceCreated"] = "SilenceCreated"
+    schema_version: Literal[1] = 1
+    payload: SilencePayload
+
+
 class WorkerHeartbeatPayload(FrozenModel):
     """A process saying it is alive, and how far it has got."""
 
@@ -137,5 +204,8 @@ MONITORING_RECORDS = (
     AlertFired,
     AlertNotified,
     AlertResolved,
+    AlertRuleDefined,
+    AlertRuleDeleted,
+    SilenceCreated,
     WorkerHeartbeat,
 )

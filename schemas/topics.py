@@ -17,6 +17,8 @@ METRIC_PARTIALS: Final = "metric-partials"
 """Internal: per-partition partial windows and watermarks on their way to being merged (not projected)."""
 ANOMALIES: Final = "anomalies"
 ALERTS: Final = "alerts"
+ALERT_CONTROL: Final = "alert-control"
+"""Alert rules and silences (AlertRuleDefined, AlertRuleDeleted, SilenceCreated)."""
 TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
 OPTIMIZATIONS: Final = "optimizations"
 WORKER_HEARTBEATS: Final = "worker-heartbeats"
@@ -30,6 +32,7 @@ PARTITIONS: Final[dict[str, int]] = {
     METRIC_PARTIALS: 1,
     ANOMALIES: 1,
     ALERTS: 1,
+    ALERT_CONTROL: 1,
     TROUBLESHOOTING_SESSIONS: 1,
     OPTIMIZATIONS: 1,
     WORKER_HEARTBEATS: 1,

@@ -171,3 +171,31 @@ def test_a_service_alert_inhibits_the_workflow_alerts_it_explains():
     alerts[0] = alert("svc", firing=False, scope="service", service="slack")
     plan = plan_notifications(alerts, NotifierState(), now=60, inhibit=[rule])
     assert "wf-slack" in {a.alert_id for n in plan.notifications for a in n.alerts}
+
+
+def test_backtest_finds_what_the_live_evaluation_fires_and_counts_notifications_by_cooldown():
+    from domain.alerting import backtest, rule_from_spec
+    from schemas.monitoring import AlertRuleSpec
+
+    rule = rule_from_spec(AlertRuleSpec(name="errors", condition="error_rate > 0.1", for_s=60, cooldown_s=300))
+    bad = [0.0] * 5 + [0.5] * 12 + [0.0] * 3 + [0.3] * 4
+    points = {"wf-1": [(60.0 * (i + 1), v) for i, v in enumerate(bad)], "wf-2": [(60.0, 0.0), (120.0, 0.05)]}
+    found = backtest(rule, points)
+    live, state = run(rule, bad)
+    fired = [60.0 * (i + 1) for i, t in enumerate(live) if t == "fired"]
+    resolved = [60.0 * (i + 1) for i, t in enumerate(live) if t == "resolved"]
+    assert [(a.key, a.fired_at, a.resolved_at) for a in found] == [
+        ("wf-1", fired[0], resolved[0]),
+        ("wf-1", fired[1], None),  # still firing when the range ends
+    ]
+    assert found[0].notifications == 3  # 11 minutes firing, one notification per 5 minutes
+    assert found[0].first_value == 0.5 and found[0].peak_value == 0.5
+
+
+@pytest.mark.parametrize("condition", ["error_rate > ", "latency > 1"])
+def test_a_bad_spec_is_refused_with_the_reason(condition):
+    from domain.alerting import rule_from_spec
+    from schemas.monitoring import AlertRuleSpec
+
+    with pytest.raises(RuleError, match="condition"):
+        rule_from_spec(AlertRuleSpec(name="r", condition=condition))

@@ -1,0 +1,217 @@
+"""Alert rules (built-in and defined), silences, and backtests of a candidate rule over stored history."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
+from projections import alert_queries
+from schemas.envelope import new_event_id
+from schemas.monitoring import (
+    AlertRuleDefined,
+    AlertRuleDefinedPayload,
+    AlertRuleDeleted,
+    AlertRuleDeletedPayload,
+    AlertRuleSpec,
+    SilenceCreated,
+    SilencePayload,
+)
+
+router = APIRouter(prefix="/api/workflows/monitoring", tags=["alerting"])
+
+RuleName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)]
+MONITORING = "all"
+"""``workflow_id`` of rule and silence records: they belong to the tenant, not to one workflow."""
+
+
+class RulePublic(BaseModel):
+    rule: AlertRuleSpec
+    version: int
+    """0 for a built-in rule nobody has redefined."""
+    builtin: bool
+    updated_at: datetime | None
+
+
+class RulesPublic(BaseModel):
+    rules: list[RulePublic]
+
+
+def _checked(spec: AlertRuleSpec, default_cooldown_s: float) -> AlertRuleSpec:
+    try:
+        rule_from_spec(spec, default_cooldown_s=default_cooldown_s)
+    except RuleError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    for channel in spec.channels:
+        if channel.type == "webhook" and not channel.credential_id:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "a webhook channel names the stored credential holding its URL: {'type': 'webhook', "
+                "'credential_id': '...'} (PUT /api/credentials/{id} with {'url': ...})",
+            )
+        if channel.type == "email" and not channel.to:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "an email channel needs recipients in 'to'")
+    return spec
+
+
+async def _rules(state: Any, tenant: str) -> list[RulePublic]:
+    defined = await run_in_threadpool(alert_queries.current_rules, state.warehouse, tenant)
+    by_name = {
+        r["name"]: RulePublic(rule=AlertRuleSpec.model_validate(r["spec"]), version=r["version"], builtin=False,
+                              updated_at=r["updated_at"])
+        for r in defined
+    }  # fmt: skip
+    for spec in builtin_specs():
+        if spec.name in by_name:
+            by_name[spec.name] = by_name[spec.name].model_copy(update={"builtin": True})
+        else:
+            by_name[spec.name] = RulePublic(rule=spec, version=0, builtin=True, updated_at=None)
+    return [by_name[name] for name in sorted(by_name)]
+
+
+@router.get("/rules", response_model=RulesPublic)
+async def list_rules(state: State, tenant: Tenant) -> RulesPublic:
+    """Every rule in force: the built-in ones (as redefined, if they were) and the tenant's own."""
+    return RulesPublic(rules=await _rules(state, tenant))
+
+
+async def _define(state: Any, tenant: str, spec: AlertRuleSpec) -> RulePublic:
+    versions = await run_in_threadpool(alert_queries.rule_versions, state.warehouse, tenant)
+    key = ("rule", tenant, spec.name)
+    version = max(versions.get(spec.name, 0), state.assigned_versions.get(key, 0)) + 1
+    record = AlertRuleDefined(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
+        payload=AlertRuleDefinedPayload(rule=spec, version=version),
+    )  # fmt: skip
+    await state.producer.send([record])
+    state.assigned_versions[key] = version
+    builtin = spec.name in {s.name for s in builtin_specs()}
+    return RulePublic(rule=spec, version=version, builtin=builtin, updated_at=record.occurred_at)
+
+
+@router.post(
+    "/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "a rule of that name exists: PUT to change it"},
+               422: {"description": "the condition or a channel is not valid; the message says why"}},
+)  # fmt: skip
+async def create_rule(spec: AlertRuleSpec, state: State, tenant: Tenant) -> RulePublic:
+    """Define a new rule (an `AlertRuleDefined` event); the alert agent picks it up from the log."""
+    _checked(spec, state.settings.monitoring_alert_cooldown)
+    if any(r.rule.name == spec.name for r in await _rules(state, tenant)):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"rule '{spec.name}' exists: PUT /rules/{spec.name} to change it")
+    return await _define(state, tenant, spec)
+
+
+@router.put("/rules/{name}", response_model=RulePublic, responses={422: {"description": "invalid rule"}})
+async def replace_rule(name: RuleName, spec: AlertRuleSpec, state: State, tenant: Tenant) -> RulePublic:
+    """Define a new version of a rule (or redefine a built-in one)."""
+    if spec.name != name:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"body names rule '{spec.name}', path '{name}'")
+    return await _define(state, tenant, _checked(spec, state.settings.monitoring_alert_cooldown))
+
+
+@router.delete(
+    "/rules/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such rule"}}
+)
+async def delete_rule(name: RuleName, state: State, tenant: Tenant) -> Response:
+    """Delete a defined rule; a redefined built-in rule returns to its defaults (disable it with `enabled: false`)."""
+    defined = {r["name"] for r in await run_in_threadpool(alert_queries.current_rules, state.warehouse, tenant)}
+    if name not in defined:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no defined rule '{name}'")
+    record = AlertRuleDeleted(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
+        payload=AlertRuleDeletedPayload(name=name),
+    )  # fmt: skip
+    await state.producer.send([record])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class SilenceRequest(BaseModel):
+    matchers: dict[str, str] = Field(min_length=1, description="label -> glob, e.g. {'workflow': 'billing-*'}")
+    duration_s: float = Field(gt=0, le=30 * 86400, description="How long from now (or from starts_at).")
+    starts_at: datetime | None = None
+    comment: str = Field(default="", max_length=1024)
+    created_by: str = Field(default="", max_length=128)
+
+
+@router.post("/silences", response_model=SilencePayload, status_code=status.HTTP_201_CREATED)
+async def create_silence(body: SilenceRequest, state: State, tenant: Tenant) -> SilencePayload:
+    """Mute matching alerts until the silence expires (they still fire and are recorded, marked silenced)."""
+    starts = body.starts_at or datetime.now(UTC)
+    if starts.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "starts_at needs a zone, e.g. 2026-01-01T00:00Z")
+    payload = SilencePayload(
+        silence_id=f"silence-{new_event_id()[:8]}", matchers=body.matchers, starts_at=starts,
+        ends_at=starts + timedelta(seconds=body.duration_s), comment=body.comment, created_by=body.created_by,
+    )  # fmt: skip
+    record = SilenceCreated(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
+        payload=payload,
+    )  # fmt: skip
+    await state.producer.send([record])
+    return payload
+
+
+class SilencesPublic(BaseModel):
+    silences: list[SilencePayload]
+
+
+@router.get("/silences", response_model=SilencesPublic)
+async def list_silences(state: State, tenant: Tenant) -> SilencesPublic:
+    """Silences that have not expired."""
+    rows = await run_in_threadpool(alert_queries.active_silences, state.warehouse, tenant, since=datetime.now(UTC))
+    return SilencesPublic(silences=[SilencePayload(**r) for r in rows])
+
+
+class BacktestRequest(BaseModel):
+    rule: AlertRuleSpec
+    start: datetime
+    end: datetime
+
+
+class BacktestAlertPublic(BaseModel):
+    key: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    first_value: float
+    peak_value: float
+    notifications: int
+
+
+class BacktestPublic(BaseModel):
+    rule: AlertRuleSpec
+    series: int
+    windows_evaluated: int
+    alerts: list[BacktestAlertPublic]
+
+
+@router.post("/rules/backtest", response_model=BacktestPublic)
+async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> BacktestPublic:
+    """What a candidate rule would have fired over stored windows, evaluated by the live agent's code."""
+    if body.start.tzinfo is None or body.end.tzinfo is None or body.start >= body.end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start and end need zones, and start < end")
+    rule = rule_from_spec(_checked(body.rule, state.settings.monitoring_alert_cooldown),
+                          default_cooldown_s=state.settings.monitoring_alert_cooldown)  # fmt: skip
+    if rule.condition.metric not in alert_queries.WINDOW_METRICS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{rule.condition.metric} is not stored per window; backtest one of "
+            f"{', '.join(sorted(alert_queries.WINDOW_METRICS))}",
+        )
+    points = await run_in_threadpool(
+        alert_queries.series_points, state.warehouse, tenant, scope=rule.scope, match=rule.match,
+        metric=rule.condition.metric, window_s=state.settings.flowledger_metrics_window_s,
+        start=body.start, end=body.end,
+    )  # fmt: skip
+    found = backtest(rule, points)
+    return BacktestPublic(
+        rule=body.rule, series=len(points), windows_evaluated=sum(len(p) for p in points.values()),
+        alerts=[BacktestAlertPublic(
+            key=a.key, fired_at=datetime.fromtimestamp(a.fired_at, UTC),
+            resolved_at=None if a.resolved_at is None else datetime.fromtimestamp(a.resolved_at, UTC),
+            first_value=a.first_value, peak_value=a.peak_value, notifications=a.notifications,
+        ) for a in found],
+    )  # fmt: skip
