@@ -28,7 +28,7 @@ DEAD_LETTERS: Final = "dead-letters"
 PARTITIONS: Final[dict[str, int]] = {
     WORKFLOW_EVENTS: 4,
     WORKFLOW_COMMANDS: 4,
-    METRIC_WINDOWS: 2,
+    METRIC_WINDOWS: 1,
     METRIC_PARTIALS: 1,
     ANOMALIES: 1,
     ALERTS: 1,

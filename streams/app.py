@@ -46,4 +46,4 @@ app = faust.App(
 )
 
 # Agents (imported for their registration side effect).
-from streams import executor, ingest_stats, metrics  # noqa: E402,F401
+from streams import alerts, executor, ingest_stats, metrics  # noqa: E402,F401

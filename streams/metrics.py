@@ -103,7 +103,7 @@ class RoutedTable(faust.Table[bytes, bytes]):
         return self.route(key)
 
 
-def _routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> Any:
+def routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> Any:
     table = RoutedTable(
         app, name=name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
         beacon=app.tables.beacon, route=route,
@@ -116,9 +116,9 @@ partials_topic = app.topic(topics.METRIC_PARTIALS, value_serializer="raw", key_s
 windows_topic = app.topic(topics.METRIC_WINDOWS, value_serializer="raw", key_serializer="raw")
 anomalies_topic = app.topic(topics.ANOMALIES, value_serializer="raw", key_serializer="raw")
 
-partition_windows = _routed_table("metric_partition_windows", SOURCE_PARTITIONS, route=int)
+partition_windows = routed_table("metric_partition_windows", SOURCE_PARTITIONS, route=int)
 """Source partition number -> its open windows; each record lives in its own partition's changelog."""
-series_table = _routed_table("metric_series", 1, route=lambda key: 0)
+series_table = routed_table("metric_series", 1, route=lambda key: 0)
 """Series -> its pending windows and detectors, co-partitioned with ``metric-partials`` (one partition)."""
 
 

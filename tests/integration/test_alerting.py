@@ -1,0 +1,147 @@
+"""Alerting end to end on a stack of its own: executor, sandbox faults, windows, rules, real receivers.
+
+A workflow runs continuously; its service fails for 30 s. `error_rate_increase`
+(redefined with a 20 s cooldown and three channels) must fire, reach a real
+HTTP receiver and a real SMTP server, notify at most once per cooldown while
+the failures go on, and resolve once after recovery.
+"""
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
+from tests.integration.conftest import SandboxProcess, ServeProcess, SmtpSink, WorkerProcess, auth, eventually
+
+pytestmark = pytest.mark.integration
+
+KEY = auth("key-a")
+TOKEN = f"tok-{uuid.uuid4().hex}"
+COOLDOWN_S = 20.0
+FAILING_S = 30.0
+
+
+class Receiver:
+    """A real HTTP endpoint that keeps what is POSTed to it, with the time it arrived."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((time.time(), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("alerting")
+    receiver, smtp = Receiver(), SmtpSink()
+    sandbox = SandboxProcess(root, latency="fixed:20")
+    with EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        serve = ServeProcess(broker.bootstrap, root / "api", group="alerting-projector").start()
+        worker = WorkerProcess(broker.bootstrap, root / "worker", sandbox, smtp.port)
+        worker.env |= {
+            "FLOWLEDGER_DATA_DIR": str(root / "api"),  # the credential store the API writes
+            "FLOWLEDGER_METRICS_WINDOW_S": "5", "FLOWLEDGER_METRICS_GRACE_S": "1", "FLOWLEDGER_METRICS_IDLE_S": "2",
+        }  # fmt: skip
+        worker.start()
+        try:
+            yield serve, worker, sandbox, receiver, smtp
+        finally:
+            worker.stop()
+            serve.stop()
+            sandbox.stop()
+            receiver.stop()
+            smtp.stop()
+
+
+async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_and_resolves(stack):
+    serve, worker, sandbox, receiver, smtp = stack
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        hook = f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"
+        assert (await http.put("/api/credentials/ops-hook", json={"secret": {"url": hook}}, headers=KEY)).is_success
+        rule = {"name": "error_rate_increase", "condition": "error_rate > 0.1", "severity": "critical",
+                "cooldown_s": COOLDOWN_S, "channels": [{"type": "webhook", "credential_id": "ops-hook"},
+                                                       {"type": "email", "to": ["ops@example.com"]}, {"type": "log"}]}  # fmt: skip
+        assert (
+            await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule, headers=KEY)
+        ).is_success
+        workflow = {"id": "wf-alerting", "name": "crm sync", "trigger": {"service": "webhook", "event": "call"},
+                    "steps": [{"id": "sync", "service": "crm", "action": "upsert", "retry": {"maximum_attempts": 1}}]}  # fmt: skip
+        assert (await http.post("/api/workflows", json=workflow, headers=KEY)).status_code == 201
+
+        async def start() -> str:
+            r = await http.post("/api/workflows/wf-alerting/runs", json={"trigger": {}}, headers=KEY)
+            assert r.status_code == 202, r.text
+            return r.json()["run_id"]
+
+        async def defined() -> bool:
+            return (await http.get("/api/workflows/wf-alerting", headers=KEY)).status_code == 200
+
+        await eventually(defined)
+        warm = await start()
+
+        async def succeeded():
+            r = await http.get(f"/api/runs/{warm}", headers=KEY)
+            return r.status_code == 200 and r.json()["status"] == "succeeded"
+
+        await eventually(succeeded, timeout_s=150, every_s=1)  # the worker has joined its group
+
+        began = time.time()
+        failing_from = None
+        while time.time() - began < 15 + FAILING_S + 25:
+            if failing_from is None and time.time() - began >= 15:
+                sandbox.faults([{"service": "crm", "from_s": 0, "to_s": FAILING_S, "fault": "500", "rate": 1.0}])
+                failing_from = time.time()
+            await start()
+            await asyncio.sleep(0.3)
+
+        def by_status(status: str) -> list[tuple[float, dict[str, Any]]]:
+            return [(t, m) for t, m in receiver.received if m["status"] == status]
+
+        async def resolved():
+            return by_status("resolved")
+
+        await eventually(resolved, timeout_s=30)
+        firing = by_status("firing")
+        assert 1 <= len(firing) <= 2, receiver.received
+        assert all(b - a >= COOLDOWN_S - 2 for (a, _), (b, _) in zip(firing, firing[1:], strict=False))
+        assert len(by_status("resolved")) == 1
+        first = firing[0][1]["alerts"][0]
+        assert (first["rule"], first["severity"], first["labels"]["workflow"]) == (
+            "error_rate_increase", "critical", "wf-alerting")  # fmt: skip
+        latency = firing[0][0] - failing_from
+        print(f"first failure -> webhook notification: {latency:.2f} s")
+        assert latency < 20
+
+        async def mailed():
+            return [m for m in smtp.messages if b"error_rate_increase" in m.content]
+
+        await eventually(mailed, timeout_s=10)
+        assert TOKEN not in worker.log.read_text()
