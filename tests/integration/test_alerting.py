@@ -86,14 +86,16 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
         hook = f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"
         assert (await http.put("/api/credentials/ops-hook", json={"secret": {"url": hook}}, headers=KEY)).is_success
+        channels = [{"type": "webhook", "credential_id": "ops-hook"}, {"type": "email", "to": ["ops@example.com"]},
+                    {"type": "log"}]  # fmt: skip
         rule = {"name": "error_rate_increase", "condition": "error_rate > 0.1", "severity": "critical",
-                "cooldown_s": COOLDOWN_S, "channels": [{"type": "webhook", "credential_id": "ops-hook"},
-                                                       {"type": "email", "to": ["ops@example.com"]}, {"type": "log"}]}  # fmt: skip
+                "cooldown_s": COOLDOWN_S, "channels": channels}  # fmt: skip
         assert (
             await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule, headers=KEY)
         ).is_success
+        sync = {"id": "sync", "service": "crm", "action": "upsert", "retry": {"maximum_attempts": 1}}
         workflow = {"id": "wf-alerting", "name": "crm sync", "trigger": {"service": "webhook", "event": "call"},
-                    "steps": [{"id": "sync", "service": "crm", "action": "upsert", "retry": {"maximum_attempts": 1}}]}  # fmt: skip
+                    "steps": [sync]}  # fmt: skip
         assert (await http.post("/api/workflows", json=workflow, headers=KEY)).status_code == 201
 
         async def start() -> str:
