@@ -82,3 +82,42 @@ def series_points(
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+SELECT_ALERTS = """
+SELECT alert_id,
+       argMaxIf(kind, (occurred_at, event_id), kind != 'notified') AS state,
+       argMaxIf(rule, (occurred_at, event_id), kind != 'notified') AS rule,
+       argMaxIf(severity, (occurred_at, event_id), kind != 'notified') AS severity,
+       argMaxIf(labels, (occurred_at, event_id), kind != 'notified') AS labels,
+       argMaxIf(annotations, (occurred_at, event_id), kind != 'notified') AS annotations,
+       argMaxIf(value, (occurred_at, event_id), kind = 'fired') AS value,
+       maxIf(occurred_at, kind = 'fired') AS fired_at,
+       maxIf(occurred_at, kind = 'resolved') AS resolved_at,
+       countIf(kind = 'notified' AND delivered = 1) AS notifications,
+       countIf(kind = 'notified' AND delivered = 0) AS failed_deliveries
+FROM (SELECT * FROM alert_events WHERE tenant_id = {tenant:String} LIMIT 1 BY event_id)
+GROUP BY alert_id
+HAVING ({state:String} = '' OR state = {state:String})
+   AND ({severity:String} = '' OR severity = {severity:String})
+   AND ({rule:String} = '' OR rule = {rule:String})
+   AND fired_at >= {since:DateTime64(3, 'UTC')}
+ORDER BY fired_at DESC, alert_id
+LIMIT {limit:UInt32}
+"""
+
+
+def list_alerts(
+    wh: Warehouse, tenant: str, *, state: str, severity: str, rule: str, since: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Alerts by their latest lifecycle event: ``fired`` (firing now) or ``resolved``, newest first."""
+    rows = wh.query_dicts(
+        SELECT_ALERTS,
+        {"tenant": tenant, "state": state, "severity": severity, "rule": rule, "since": since, "limit": limit},
+    )
+    for row in rows:
+        row["state"] = "firing" if row["state"] == "fired" else "resolved"
+        row["fired_at"] = _utc(row["fired_at"])
+        resolved = _utc(row["resolved_at"])
+        row["resolved_at"] = resolved if row["state"] == "resolved" else None
+    return rows

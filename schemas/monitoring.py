@@ -166,6 +166,26 @@ class SilenceCreated(Envelope):
     payload: SilencePayload
 
 
+class AlertRaisedPayload(FrozenModel):
+    """An alert raised by hand or by an outside system; ``status: resolved`` ends it."""
+
+    alert_id: Identifier
+    rule: Identifier = "manual"
+    severity: Severity = "medium"
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    value: float | None = None
+    channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
+    cooldown_s: float | None = Field(default=None, ge=0, le=7 * 86400)
+
+
+class AlertRaised(Envelope):
+    type: Literal["AlertRaised"] = "AlertRaised"
+    schema_version: Literal[1] = 1
+    payload: AlertRaisedPayload
+
+
 class WorkerHeartbeatPayload(FrozenModel):
     """A process saying it is alive, and how far it has got."""
 
@@ -207,5 +227,6 @@ MONITORING_RECORDS = (
     AlertRuleDefined,
     AlertRuleDeleted,
     SilenceCreated,
+    AlertRaised,
     WorkerHeartbeat,
 )

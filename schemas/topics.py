@@ -18,7 +18,9 @@ METRIC_PARTIALS: Final = "metric-partials"
 ANOMALIES: Final = "anomalies"
 ALERTS: Final = "alerts"
 ALERT_CONTROL: Final = "alert-control"
-"""Alert rules and silences (AlertRuleDefined, AlertRuleDeleted, SilenceCreated)."""
+"""Alert rules, silences and alerts raised from outside.
+
+AlertRuleDefined, AlertRuleDeleted, SilenceCreated, AlertRaised."""
 TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
 OPTIMIZATIONS: Final = "optimizations"
 WORKER_HEARTBEATS: Final = "worker-heartbeats"

@@ -1,7 +1,7 @@
 """Agent ``evaluate_alerts``: alert rules over closed metric windows, the alert lifecycle, notifications.
 
 Input topics: ``metric-windows`` (``MetricWindowClosed``) and ``alert-control``
-(``AlertRuleDefined``, ``AlertRuleDeleted``, ``SilenceCreated``), one
+(``AlertRuleDefined``, ``AlertRuleDeleted``, ``SilenceCreated``, ``AlertRaised``), one
 partition each: one worker holds every tenant's rules, alert states and
 notification state, which grouping and inhibition need in one place (the
 volume is windows per minute, not events).
@@ -54,6 +54,7 @@ from schemas.monitoring import (
     AlertNotified,
     AlertNotifiedPayload,
     AlertPayload,
+    AlertRaised,
     AlertResolved,
     AlertRuleDefined,
     AlertRuleDeleted,
@@ -161,8 +162,28 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
         tenant.rules.pop(record.payload.name, None)
     elif isinstance(record, SilenceCreated):
         tenant.silences = [s for s in tenant.silences if s.ends_at.timestamp() > time.time()] + [record.payload]
+    elif isinstance(record, AlertRaised):
+        return _raised(tenant, record)
     elif isinstance(record, MetricWindowClosed) and settings.workflow_monitoring_enabled:
         return _evaluate(tenant, record)
+    return []
+
+
+def _raised(tenant: TenantAlerts, record: AlertRaised) -> list[Envelope]:
+    """An alert from outside: it fires and resolves when its sender says so."""
+    p = record.payload
+    payload = AlertPayload(alert_id=p.alert_id, rule=p.rule, severity=p.severity, labels=p.labels,
+                           annotations=p.annotations, value=p.value, started_at=record.occurred_at)  # fmt: skip
+    cooldown = settings.monitoring_alert_cooldown if p.cooldown_s is None else p.cooldown_s
+    common = {"occurred_at": record.occurred_at, "tenant_id": record.tenant_id, "workflow_id": record.workflow_id}
+    if p.status == "firing" and p.alert_id not in tenant.firing:
+        alert = Alert(p.alert_id, p.rule, p.severity, p.labels, True, cooldown, ("rule",))
+        tenant.firing[p.alert_id] = Firing(alert, payload, p.channels)
+        return [AlertFired(event_id=deterministic_event_id(record.event_id, "fired"), payload=payload, **common)]
+    if p.status == "resolved" and p.alert_id in tenant.firing:
+        firing = tenant.firing[p.alert_id]
+        firing.alert = Alert(p.alert_id, p.rule, p.severity, p.labels, False, cooldown, ("rule",))
+        return [AlertResolved(event_id=deterministic_event_id(record.event_id, "resolved"), payload=payload, **common)]
     return []
 
 

@@ -1,9 +1,10 @@
-"""Alert rules (built-in and defined), silences, and backtests of a candidate rule over stored history."""
+"""Alert rules (built-in and defined), silences, alerts, and backtests of a candidate rule over stored history."""
 
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -12,11 +13,14 @@ from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
+    AlertRaised,
+    AlertRaisedPayload,
     AlertRuleDefined,
     AlertRuleDefinedPayload,
     AlertRuleDeleted,
     AlertRuleDeletedPayload,
     AlertRuleSpec,
+    ChannelRef,
     SilenceCreated,
     SilencePayload,
 )
@@ -215,3 +219,79 @@ async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> 
             first_value=a.first_value, peak_value=a.peak_value, notifications=a.notifications,
         ) for a in found],
     )  # fmt: skip
+
+
+class AlertPublic(BaseModel):
+    alert_id: str
+    state: str
+    rule: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    fired_at: datetime
+    resolved_at: datetime | None
+    notifications: int
+    failed_deliveries: int
+
+
+class AlertsPublic(BaseModel):
+    alerts: list[AlertPublic]
+
+
+@router.get("/alerts", response_model=AlertsPublic)
+async def list_alerts(
+    state: State,
+    tenant: Tenant,
+    status_: Annotated[Literal["", "firing", "resolved"], Query(alias="status")] = "",
+    severity: Literal["", "low", "medium", "high", "critical"] = "",
+    rule: Annotated[str, Query(max_length=128)] = "",
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> AlertsPublic:
+    """Alerts firing now and their history (resolved), with how many notifications were delivered or failed."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a zone, e.g. 2026-01-01T00:00Z")
+    rows = await run_in_threadpool(
+        alert_queries.list_alerts, state.warehouse, tenant, state={"firing": "fired"}.get(status_, status_),
+        severity=severity, rule=rule, since=since or datetime(1970, 1, 1, tzinfo=UTC), limit=limit,
+    )  # fmt: skip
+    return AlertsPublic(alerts=[AlertPublic(**r) for r in rows])
+
+
+class RaiseAlertRequest(BaseModel):
+    alert_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)
+    """Your id for the alert: send it again with ``status: resolved`` to end it. Generated when omitted."""
+    rule: str = Field(default="manual", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    value: float | None = None
+    channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
+    cooldown_s: float | None = Field(default=None, ge=0, le=7 * 86400)
+
+
+class RaisedPublic(BaseModel):
+    alert_id: str
+    status: str
+
+
+@router.post("/alerts", response_model=RaisedPublic, status_code=status.HTTP_202_ACCEPTED)
+async def raise_alert(body: RaiseAlertRequest, state: State, tenant: Tenant) -> RaisedPublic:
+    """Raise an alert by hand or from an outside system (or resolve one); it is grouped, silenced and notified
+    like the alerts of rules."""
+    spec_check = AlertRuleSpec(name=body.rule, condition="count > 0", channels=body.channels)
+    _checked(spec_check, state.settings.monitoring_alert_cooldown)
+    alert_id = body.alert_id or f"manual-{new_event_id()[:12]}"
+    record = AlertRaised(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant,
+        workflow_id=body.labels.get("workflow", MONITORING) if _is_id(body.labels.get("workflow")) else MONITORING,
+        payload=AlertRaisedPayload(alert_id=alert_id, **body.model_dump(exclude={"alert_id"})),
+    )  # fmt: skip
+    await state.producer.send([record])
+    return RaisedPublic(alert_id=alert_id, status=body.status)
+
+
+def _is_id(value: str | None) -> bool:
+    return bool(value) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}", value or "") is not None

@@ -147,3 +147,38 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
 
         await eventually(mailed, timeout_s=10)
         assert TOKEN not in worker.log.read_text()
+
+        async def history():
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "error_rate_increase"}, headers=KEY)
+            alerts = r.json()["alerts"]
+            return alerts if alerts and alerts[0]["state"] == "resolved" else None
+
+        [alert] = await eventually(history)
+        assert alert["labels"]["workflow"] == "wf-alerting" and alert["resolved_at"] > alert["fired_at"]
+        assert alert["notifications"] >= 3 * len(firing) and alert["failed_deliveries"] == 0
+
+
+async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
+    serve, _worker, _sandbox, receiver, _smtp = stack
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        channel = {"type": "webhook", "credential_id": "ops-hook", "format": "slack"}
+        body = {"alert_id": "disk-full-db1", "rule": "disk_full", "severity": "high", "labels": {"host": "db1"},
+                "annotations": {"summary": "disk 97% full"}, "value": 0.97, "channels": [channel]}  # fmt: skip
+        assert (await http.post("/api/workflows/monitoring/alerts", json=body, headers=KEY)).status_code == 202
+        bad = {**body, "channels": [{"type": "webhook"}]}
+        assert (await http.post("/api/workflows/monitoring/alerts", json=bad, headers=KEY)).status_code == 422
+
+        async def slack_text():
+            return [m for _, m in receiver.received if "disk_full" in m.get("text", "")]
+
+        [message] = await eventually(slack_text)
+        assert "FIRING" in message["text"] and "disk 97% full" in message["text"]
+        resolve = {**body, "status": "resolved"}
+        assert (await http.post("/api/workflows/monitoring/alerts", json=resolve, headers=KEY)).status_code == 202
+
+        async def resolved():
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "disk_full"}, headers=KEY)
+            return [a for a in r.json()["alerts"] if a["state"] == "resolved"]
+
+        await eventually(resolved)
+        assert len(await slack_text()) == 2  # firing, then resolved
