@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = bench_sub.add_parser("metrics", help="step results -> metric windows and anomaly detectors")
     metrics.add_argument("--events", type=int, default=200_000)
     metrics.add_argument("--span-min", type=float, default=30.0, help="minutes of event time the events cover")
+    alerts = bench_sub.add_parser("alerts", help="first failing step -> alert notification received")
+    alerts.add_argument("--alerts", type=int, default=20)
+    alerts.add_argument("--window-s", type=float, default=60.0, help="metric window length")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -198,6 +201,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_metrics import bench_metrics
 
         return bench_metrics(events=args.events, span_min=args.span_min)
+    if args.bench_command == "alerts":
+        from flowledger.bench_alerts import bench_alerts
+
+        return bench_alerts(alerts=args.alerts, window_s=args.window_s)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

@@ -95,7 +95,8 @@ SELECT alert_id,
        maxIf(occurred_at, kind = 'fired') AS fired_at,
        maxIf(occurred_at, kind = 'resolved') AS resolved_at,
        countIf(kind = 'notified' AND delivered = 1) AS notifications,
-       countIf(kind = 'notified' AND delivered = 0) AS failed_deliveries
+       countIf(kind = 'notified' AND delivered = 0 AND channel != 'muted') AS failed_deliveries,
+       argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted
 FROM (SELECT * FROM alert_events WHERE tenant_id = {tenant:String} LIMIT 1 BY event_id)
 GROUP BY alert_id
 HAVING ({state:String} = '' OR state = {state:String})
@@ -120,4 +121,5 @@ def list_alerts(
         row["fired_at"] = _utc(row["fired_at"])
         resolved = _utc(row["resolved_at"])
         row["resolved_at"] = resolved if row["state"] == "resolved" else None
+        row["muted"] = row["muted"] or None
     return rows

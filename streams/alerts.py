@@ -94,6 +94,8 @@ class TenantAlerts:
     states: dict[tuple[str, str, str], AlertState] = field(default_factory=dict)
     firing: dict[str, Firing] = field(default_factory=dict)
     notifier: NotifierState = field(default_factory=NotifierState)
+    marked: set[str] = field(default_factory=set)
+    """Firing alerts already recorded as muted (silenced or inhibited)."""
 
     def effective_rules(self) -> list[tuple[Rule, AlertRuleSpec]]:
         specs = {s.name: s for s in builtin_specs()} | self.rules
@@ -143,6 +145,8 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
                 at = record.occurred_at.timestamp()
                 now_by_tenant[record.tenant_id] = max(at, now_by_tenant.get(record.tenant_id, at))
         deliveries = [(t, *plan(store.load(t), now=now)) for t, now in now_by_tenant.items()]
+        for tenant, _notifications, muted in deliveries:
+            outputs += mark_muted(tenant, store.load(tenant), muted)
         sent = [await alerts_topic.send(key=r.tenant_id.encode(), value=to_json(r)) for r in outputs]
         await asyncio.gather(*sent)
         for tenant in now_by_tenant:
@@ -152,6 +156,23 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
                 asyncio.ensure_future(deliver(tenant, message, targets, alerts))
             if muted:
                 log.info("tenant %s: %d alert(s) not notified: %s", tenant, len(muted), sorted(set(muted.values())))
+
+
+def mark_muted(tenant_id: str, tenant: TenantAlerts, muted: dict[str, str]) -> list[Envelope]:
+    """Record once per firing that an alert was silenced or inhibited (channel ``muted``, not delivered)."""
+    tenant.marked &= set(tenant.firing)
+    marks: list[Envelope] = []
+    for alert_id, reason in sorted(muted.items()):
+        if reason == "cooldown" or alert_id in tenant.marked or alert_id not in tenant.firing:
+            continue
+        tenant.marked.add(alert_id)
+        alert = tenant.firing[alert_id].payload
+        marks.append(AlertNotified(
+            event_id=deterministic_event_id(alert_id, "muted", reason, repr(alert.started_at)),
+            occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
+            payload=AlertNotifiedPayload(**alert.model_dump(), channel="muted", delivered=False, detail=reason),
+        ))  # fmt: skip
+    return marks
 
 
 def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:

@@ -233,6 +233,8 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None
     notifications: int
     failed_deliveries: int
+    muted: str | None = None
+    """Why it was not notified, if it was silenced (``silenced:<id>``) or inhibited."""
 
 
 class AlertsPublic(BaseModel):

@@ -182,3 +182,25 @@ async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
 
         await eventually(resolved)
         assert len(await slack_text()) == 2  # firing, then resolved
+
+
+async def test_a_silenced_alert_is_recorded_as_muted_and_not_notified(stack):
+    serve, _worker, _sandbox, receiver, _smtp = stack
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        silence = {"matchers": {"host": "db2"}, "duration_s": 600, "comment": "maintenance"}
+        silence_id = (await http.post("/api/workflows/monitoring/silences", json=silence, headers=KEY)).json()[
+            "silence_id"
+        ]
+        channel = {"type": "webhook", "credential_id": "ops-hook"}
+        body = {"alert_id": "disk-full-db2", "rule": "disk_full_db2", "labels": {"host": "db2"}, "channels": [channel]}
+        await asyncio.sleep(2)  # the silence reaches the agent first (same topic, earlier offset)
+        assert (await http.post("/api/workflows/monitoring/alerts", json=body, headers=KEY)).status_code == 202
+
+        async def muted():
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "disk_full_db2"}, headers=KEY)
+            return [a for a in r.json()["alerts"] if a["muted"]]
+
+        [alert] = await eventually(muted)
+        assert alert["muted"] == f"silenced:{silence_id}" and alert["state"] == "firing"
+        assert alert["notifications"] == 0 and alert["failed_deliveries"] == 0
+        assert not [m for _, m in receiver.received if any(a["rule"] == "disk_full_db2" for a in m.get("alerts", []))]

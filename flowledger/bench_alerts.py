@@ -1,0 +1,165 @@
+"""``flowledger bench alerts``: from the first failing step to the notification received.
+
+Starts its own broker, API and worker (metric windows of ``--window-s``) and
+an HTTP receiver, points ``error_rate_increase`` at the receiver through a
+stored webhook credential, and keeps ``--alerts`` workflows running (a
+successful run every 200 ms each, event time = now). One after another, at
+moments spread over the window's phase, each workflow starts failing; the
+time from sending its first failing step to the receiver getting the
+notification is one sample. Prints ``notify_p50_ms`` and ``notify_p99_ms``.
+"""
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiohttp import web
+
+from flowledger.bench import percentile
+from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
+from flowledger.client import Producer
+from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
+from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepSucceeded
+
+KEY, TENANT = "bench-key", "bench"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_events(workflow: str, *, failing: bool) -> list[Any]:
+    ids = {"tenant_id": TENANT, "workflow_id": workflow, "run_id": f"r-{uuid.uuid4().hex[:12]}"}
+    now = datetime.now(UTC)
+    step = {**ids, "event_id": str(uuid.uuid4()), "occurred_at": now, "step_id": "sync"}
+    base = {"service": "crm", "action": "upsert", "duration_ms": 12.0}
+    if failing:
+        error = {"type": "ServerError", "message": "503", "status_code": 503}
+        return [
+            RunStarted(event_id=str(uuid.uuid4()), occurred_at=now, **ids),
+            StepFailed(**step, payload={**base, "error": error}),
+            RunFailed(event_id=str(uuid.uuid4()), occurred_at=now, **ids),
+        ]
+    return [
+        RunStarted(event_id=str(uuid.uuid4()), occurred_at=now, **ids),
+        StepSucceeded(**step, payload=base),
+        RunSucceeded(event_id=str(uuid.uuid4()), occurred_at=now, **ids, payload={"duration_ms": 12.0}),
+    ]
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.arrived: dict[str, float] = {}
+        self.event = asyncio.Event()
+
+    async def start(self) -> web.AppRunner:
+        async def hook(request: web.Request) -> web.Response:
+            message = await request.json()
+            if message.get("status") == "firing":
+                for alert in message["alerts"]:
+                    self.arrived.setdefault(alert["labels"].get("workflow", ""), time.time())
+                self.event.set()
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        return runner
+
+
+async def measure(bootstrap: str, api: str, alerts: int, window_s: float) -> dict[str, Any]:
+    receiver = Receiver()
+    runner = await receiver.start()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
+        hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook"}}
+        (await http.put("/api/credentials/bench-hook", json=hook)).raise_for_status()
+        rule = {"name": "error_rate_increase", "condition": "error_rate > 0.1", "severity": "critical",
+                "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}]}  # fmt: skip
+        (await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule)).raise_for_status()
+    failing: set[str] = set()
+    sent_fail: dict[str, float] = {}
+    workflows = ["wf-warm"] + [f"wf-{i}" for i in range(alerts)]
+    async with Producer(bootstrap, linger_ms=0) as producer:
+
+        async def traffic(workflow: str, stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                bad = workflow in failing and workflow not in receiver.arrived
+                await producer.send(run_events(workflow, failing=bad))
+                if bad and workflow not in sent_fail:
+                    sent_fail[workflow] = time.time()
+                await asyncio.sleep(0.2)
+
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(traffic(w, stop)) for w in workflows]
+        say("warming up (the worker's consumer group join takes a while) ...")
+        failing.add("wf-warm")
+        deadline = time.monotonic() + 300
+        while "wf-warm" not in receiver.arrived:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no notification within 300 s")
+            await asyncio.sleep(0.5)
+        rng = random.Random(5)
+        say(f"{alerts} alerts, one workflow failing at a time, at random phases of the {window_s:g} s window ...")
+        for workflow in workflows[1:]:
+            await asyncio.sleep(rng.uniform(0, window_s))
+            failing.add(workflow)
+            deadline = time.monotonic() + window_s * 3 + 30
+            while workflow not in receiver.arrived and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*tasks)
+    await runner.cleanup()
+    lags = [(receiver.arrived[w] - sent_fail[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
+    return {
+        "bench": "alerts",
+        "alerts": alerts,
+        "notified": len(lags),
+        "window_s": window_s,
+        "notify_p50_ms": round(percentile(lags, 0.5), 1),
+        "notify_p99_ms": round(percentile(lags, 0.99), 1),
+        "notify_max_ms": round(max(lags), 1) if lags else None,
+    }
+
+
+def bench_alerts(*, alerts: int, window_s: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        api_port = free_port()
+        env = child_env(
+            KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+            CLICKHOUSE_URL=f"chdb://{Path(tmp) / 'clickhouse'}",
+            FLOWLEDGER_DATA_DIR=tmp,
+            PYTHON_API_PORT=str(api_port),
+            FLOWLEDGER_API_KEYS=f"{KEY}={TENANT}",
+            FLOWLEDGER_METRICS_WINDOW_S=str(window_s),
+            FLOWLEDGER_METRICS_GRACE_S="1",
+            FLOWLEDGER_METRICS_IDLE_S="2",
+        )
+        procs = {
+            "serve": spawn(flowledger_command("serve"), env, log=Path(tmp) / "serve.log"),
+            "worker": spawn(flowledger_command("worker"), env, log=Path(tmp) / "worker.log"),
+        }
+        try:
+            wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
+            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", alerts, window_s))
+        except RuntimeError as exc:
+            say(f"bench alerts: {exc}")
+            say((Path(tmp) / "worker.log").read_text()[-3000:])
+            return 1
+        finally:
+            for proc in procs.values():
+                terminate(proc)
+    print(orjson.dumps(result).decode(), flush=True)
+    return 0
