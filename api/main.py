@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.routes import credentials, events, metrics, monitoring, runs, workflows
+from api.routes.health import router as health_router
 from api.state import AppState
 from connectors.credentials import CredentialStore
 from flowledger import __version__
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (events.router, runs.router, workflows.router, credentials.router, monitoring.router, metrics.router):
         app.include_router(router)
+    app.include_router(health_router)
     _publish_record_schemas(app)
     return app
 
