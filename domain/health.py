@@ -84,10 +84,16 @@ class HealthInputs:
 class Component:
     name: str
     value: float | None
-    """The measured quantity (a rate, a ratio, a count), None without data."""
+    """The measured quantity (a rate, a ratio, a count), None without data; rounded to 4 decimals."""
     weight: float
     points_lost: float
+    """Rounded to 2 decimals; the score is 100 minus the sum of these."""
     explanation: str
+
+    def __post_init__(self) -> None:
+        if self.value is not None:
+            object.__setattr__(self, "value", round(self.value, 4))
+        object.__setattr__(self, "points_lost", round(self.points_lost, 2))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_perfect_health_is_100_with_every_component_explained():
     [
         # success: 40 * failure rate / 0.25
         ({"succeeded": 99, "failed": 1}, "success_rate", 1.6, 98.4),
-        ({"succeeded": 1203, "failed": 77}, "success_rate", 9.625, 90.4),
+        ({"succeeded": 1203, "failed": 77}, "success_rate", 9.63, 90.4),  # rounded to 2 decimals
         ({"succeeded": 75, "failed": 25}, "success_rate", 40.0, 60.0),
         ({"succeeded": 10, "failed": 90}, "success_rate", 40.0, 60.0),  # clamped at the weight
         # latency: 20 * (ratio - 1.2) / 1.8, within 0..20
