@@ -4,8 +4,11 @@ Every query takes server-side parameters and reads idempotently: runs fold
 per run with argMax (a duplicate row changes nothing), step attempts are
 read with ``LIMIT 1 BY event_id``, windows and anomalies with ``FINAL``,
 and an alert's state is the kind of its latest fired/resolved row.
-A run belongs to the range in which it finished; a step attempt to the range
-in which it ended.
+A run belongs to the range in which it finished, with its state as of the
+range's end (a run finished, resumed and finished again later counts as it was
+then); its duration, when the run did not report one, is measured from a
+start at most a day earlier. A step attempt belongs to the range in which it
+ended.
 """
 
 from collections.abc import Mapping
@@ -30,6 +33,7 @@ FROM (
                     toFloat64(dateDiff('millisecond', min(started_at), ended))) AS dur
     FROM runs
     WHERE tenant_id = {tenant:String} AND ({workflow:String} = '' OR workflow_id = {workflow:String})
+      AND occurred_at >= {start:DateTime64(3, 'UTC')} - INTERVAL 1 DAY AND occurred_at < {end:DateTime64(3, 'UTC')}
     GROUP BY run_id
     HAVING countIf(status_rank = 2) > 0
        AND ended >= {start:DateTime64(3, 'UTC')} AND ended < {end:DateTime64(3, 'UTC')}
@@ -66,6 +70,7 @@ INNER JOIN (
     FROM runs
     WHERE tenant_id = {{tenant:String}} AND definition_version IS NOT NULL
       AND ({{workflow:String}} = '' OR workflow_id = {{workflow:String}})
+      AND run_id IN (SELECT run_id FROM ({attempts}))
     GROUP BY run_id
 ) AS v ON a.run_id = v.run_id
 WHERE a.duration_ms IS NOT NULL
