@@ -5,14 +5,19 @@ times on v2 (``create-task`` 400 ms) in an hour two days ago; on v2 its
 ``notify`` step gets a 429 on the first attempt of 8 runs (retried, then
 succeeds) and a 401 in 3 runs (which fail). The day before, 20 runs on v1
 set the baseline. An alert fires for the workflow, another fires and
-resolves; one anomaly falls on one of ten closed metric windows.
+resolves; one anomaly falls on one of ten closed metric windows. Everything
+is sent twice, the second time once the first is in ClickHouse, as a
+redelivery would: every count must stay exact.
 """
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from flowledger.client import pack
 from schemas.monitoring import AlertFired, AlertResolved, AnomalyDetected, MetricWindowClosed
 from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepStarted, StepSucceeded
 from tests.integration.conftest import auth, eventually
@@ -102,8 +107,25 @@ async def produced(api, producer):
         notify = "429" if i < 8 else "401" if i >= 17 else "ok"
         batches.append(run_events(wf, f"{wf}-v2-{i}", START + timedelta(minutes=30 + i), version=2, task_ms=400.0,
                                   notify=notify))  # fmt: skip
-    await producer.send([e for batch in batches for e in batch] + monitoring_events(wf))
+    records = [e for batch in batches for e in batch] + monitoring_events(wf)
+    messages = Counter(topic for topic, _key, _value in pack(records))
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        for _ in range(2):  # the second time is a redelivery, in its own insert: every count must stay exact
+            before = await positions(http)
+            await producer.send(records)
+
+            async def projected(before=before):
+                now = await positions(http)
+                return all(now.get(topic, 0) >= before.get(topic, 0) + n for topic, n in messages.items())
+
+            await eventually(projected)
     return wf, quiet
+
+
+async def positions(http) -> dict[str, int]:
+    """Kafka messages the projector has written to ClickHouse, per topic."""
+    r = await http.get("/api/workflows/monitoring/status", headers=auth(KEY))
+    return {t["topic"]: t["position"] for t in r.json()["consumer_lag"]}
 
 
 async def health(http, **params):
