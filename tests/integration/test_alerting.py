@@ -64,7 +64,9 @@ def stack(tmp_path_factory):
     sandbox = SandboxProcess(root, latency="fixed:20")
     with EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
-        serve = ServeProcess(broker.bootstrap, root / "api", group="alerting-projector").start()
+        serve = ServeProcess(broker.bootstrap, root / "api", group="alerting-projector")
+        serve.env["FLOWLEDGER_METRICS_WINDOW_S"] = "5"  # what backtests read
+        serve.start()
         worker = WorkerProcess(broker.bootstrap, root / "worker", sandbox, smtp.port)
         worker.env |= {
             "FLOWLEDGER_DATA_DIR": str(root / "api"),  # the credential store the API writes
@@ -156,6 +158,14 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         [alert] = await eventually(history)
         assert alert["labels"]["workflow"] == "wf-alerting" and alert["resolved_at"] > alert["fired_at"]
         assert alert["notifications"] >= 3 * len(firing) and alert["failed_deliveries"] == 0
+
+        # the same rule over the same stored history, evaluated by the backtest, fires and resolves when the agent did
+        span = {"start": "2026-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"}
+        backtest = await http.post("/api/workflows/monitoring/rules/backtest", headers=KEY,
+                                   json={"rule": {**rule, "match": "wf-alerting"}, **span})  # fmt: skip
+        [replayed] = backtest.json()["alerts"]
+        assert (replayed["fired_at"], replayed["resolved_at"]) == (alert["fired_at"], alert["resolved_at"])
+        assert replayed["notifications"] == len(firing)
 
 
 async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
