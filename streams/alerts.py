@@ -131,6 +131,7 @@ def _channels() -> Channels:
 
 
 channels = _channels()
+in_flight: set[asyncio.Future[None]] = set()
 
 
 @app.agent(alert_input)
@@ -153,7 +154,9 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
             store.save(tenant)
         for tenant, notifications, muted in deliveries:
             for message, targets, alerts in notifications:
-                asyncio.ensure_future(deliver(tenant, message, targets, alerts))
+                task = asyncio.ensure_future(deliver(tenant, message, targets, alerts))
+                in_flight.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(in_flight.discard)
             if muted:
                 log.info("tenant %s: %d alert(s) not notified: %s", tenant, len(muted), sorted(set(muted.values())))
 
