@@ -91,9 +91,11 @@ SELECT alert_id,
        argMaxIf(severity, (occurred_at, event_id), kind != 'notified') AS severity,
        argMaxIf(labels, (occurred_at, event_id), kind != 'notified') AS labels,
        argMaxIf(annotations, (occurred_at, event_id), kind != 'notified') AS annotations,
-       argMaxIf(value, (occurred_at, event_id), kind = 'fired') AS value,
+       argMaxIf(value, (occurred_at, event_id), kind != 'notified') AS value,
+       maxIf(occurred_at, kind = 'pending') AS pending_at,
        maxIf(occurred_at, kind = 'fired') AS fired_at,
        maxIf(occurred_at, kind = 'resolved') AS resolved_at,
+       max(occurred_at) AS last_seen,
        countIf(kind = 'notified' AND delivered = 1) AS notifications,
        countIf(kind = 'notified' AND delivered = 0 AND channel != 'muted') AS failed_deliveries,
        argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted
@@ -102,24 +104,28 @@ GROUP BY alert_id
 HAVING ({state:String} = '' OR state = {state:String})
    AND ({severity:String} = '' OR severity = {severity:String})
    AND ({rule:String} = '' OR rule = {rule:String})
-   AND fired_at >= {since:DateTime64(3, 'UTC')}
-ORDER BY fired_at DESC, alert_id
+   AND last_seen >= {since:DateTime64(3, 'UTC')}
+ORDER BY last_seen DESC, alert_id
 LIMIT {limit:UInt32}
 """
+
+STATES = {"fired": "firing", "resolved": "resolved", "pending": "pending", "cleared": "cleared"}
+"""Latest lifecycle event -> the state the API reports (``cleared``: pending, then no longer true)."""
 
 
 def list_alerts(
     wh: Warehouse, tenant: str, *, state: str, severity: str, rule: str, since: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """Alerts by their latest lifecycle event: ``fired`` (firing now) or ``resolved``, newest first."""
+    """Alerts by their latest lifecycle event, most recently active first."""
     rows = wh.query_dicts(
         SELECT_ALERTS,
         {"tenant": tenant, "state": state, "severity": severity, "rule": rule, "since": since, "limit": limit},
     )
     for row in rows:
-        row["state"] = "firing" if row["state"] == "fired" else "resolved"
-        row["fired_at"] = _utc(row["fired_at"])
-        resolved = _utc(row["resolved_at"])
-        row["resolved_at"] = resolved if row["state"] == "resolved" else None
+        row["state"] = STATES[row["state"]]
+        for name in ("pending_at", "fired_at", "resolved_at", "last_seen"):
+            row[name] = _utc(row[name]) if row[name].year > 1970 else None
+        if row["state"] != "resolved":
+            row["resolved_at"] = None
         row["muted"] = row["muted"] or None
     return rows

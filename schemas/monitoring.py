@@ -99,6 +99,22 @@ class AlertResolved(Envelope):
     payload: AlertPayload
 
 
+class AlertPending(Envelope):
+    """A rule's condition holds but not yet for its ``for``: the alert may fire."""
+
+    type: Literal["AlertPending"] = "AlertPending"
+    schema_version: Literal[1] = 1
+    payload: AlertPayload
+
+
+class AlertCleared(Envelope):
+    """A pending alert whose condition stopped holding before it fired."""
+
+    type: Literal["AlertCleared"] = "AlertCleared"
+    schema_version: Literal[1] = 1
+    payload: AlertPayload
+
+
 class ChannelRef(FrozenModel):
     """Where notifications go. Secrets (a webhook URL with a token) stay in the credential store, named by id."""
 
@@ -224,6 +240,8 @@ MONITORING_RECORDS = (
     AlertFired,
     AlertNotified,
     AlertResolved,
+    AlertPending,
+    AlertCleared,
     AlertRuleDefined,
     AlertRuleDeleted,
     SilenceCreated,

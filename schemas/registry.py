@@ -47,6 +47,8 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "AlertFired": topics.ALERTS,
     "AlertNotified": topics.ALERTS,
     "AlertResolved": topics.ALERTS,
+    "AlertPending": topics.ALERTS,
+    "AlertCleared": topics.ALERTS,
     "AlertRuleDefined": topics.ALERT_CONTROL,
     "AlertRuleDeleted": topics.ALERT_CONTROL,
     "SilenceCreated": topics.ALERT_CONTROL,

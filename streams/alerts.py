@@ -5,8 +5,8 @@ Input topics: ``metric-windows`` (``MetricWindowClosed``) and ``alert-control``
 partition each: one worker holds every tenant's rules, alert states and
 notification state, which grouping and inhibition need in one place (the
 volume is windows per minute, not events).
-Output topic: ``alerts`` (``AlertFired``, ``AlertResolved``, and an
-``AlertNotified`` per delivery attempt and channel).
+Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
+``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
 state; pickled), written after the batch's alerts were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
@@ -50,10 +50,12 @@ from domain.alerting import (
 from schemas import topics
 from schemas.envelope import Envelope, deterministic_event_id
 from schemas.monitoring import (
+    AlertCleared,
     AlertFired,
     AlertNotified,
     AlertNotifiedPayload,
     AlertPayload,
+    AlertPending,
     AlertRaised,
     AlertResolved,
     AlertRuleDefined,
@@ -223,22 +225,21 @@ def _evaluate(tenant: TenantAlerts, window: MetricWindowClosed) -> list[Envelope
         state = tenant.states.setdefault(key, AlertState())
         transition = evaluate(rule, state, value=float(value), at=at)
         alert_id = deterministic_event_id("alert", window.tenant_id, *key)
+        common = {"occurred_at": p.window_end, "tenant_id": window.tenant_id, "workflow_id": window.workflow_id}
+        event_id = deterministic_event_id(alert_id, str(transition), repr(at))
         if transition == "fired":
             payload = _payload(alert_id, rule, window, float(value), started_at=p.window_end)
             tenant.firing[alert_id] = Firing(_alert(alert_id, rule, payload, firing=True), payload, spec.channels)
-            events.append(
-                AlertFired(
-                    event_id=deterministic_event_id(alert_id, "fired", repr(at)), occurred_at=p.window_end,
-                    tenant_id=window.tenant_id, workflow_id=window.workflow_id, payload=payload,
-                )
-            )  # fmt: skip
+            events.append(AlertFired(event_id=event_id, payload=payload, **common))
         elif transition == "resolved" and alert_id in tenant.firing:
             firing = tenant.firing[alert_id]
             firing.alert = _alert(alert_id, rule, firing.payload, firing=False)
-            events.append(AlertResolved(event_id=deterministic_event_id(alert_id, "resolved", repr(at)),
-                                        occurred_at=p.window_end, tenant_id=window.tenant_id,
-                                        workflow_id=window.workflow_id,
-                                        payload=firing.payload.model_copy(update={"value": float(value)})))  # fmt: skip
+            payload = firing.payload.model_copy(update={"value": float(value)})
+            events.append(AlertResolved(event_id=event_id, payload=payload, **common))
+        elif transition in ("pending", "cleared"):
+            payload = _payload(alert_id, rule, window, float(value), started_at=p.window_end)
+            kind = AlertPending if transition == "pending" else AlertCleared
+            events.append(kind(event_id=event_id, payload=payload, **common))
     return events
 
 

@@ -229,8 +229,10 @@ class AlertPublic(BaseModel):
     labels: dict[str, str]
     annotations: dict[str, str]
     value: float | None
-    fired_at: datetime
+    pending_at: datetime | None
+    fired_at: datetime | None
     resolved_at: datetime | None
+    last_seen: datetime
     notifications: int
     failed_deliveries: int
     muted: str | None = None
@@ -245,17 +247,18 @@ class AlertsPublic(BaseModel):
 async def list_alerts(
     state: State,
     tenant: Tenant,
-    status_: Annotated[Literal["", "firing", "resolved"], Query(alias="status")] = "",
+    status_: Annotated[Literal["", "firing", "pending", "resolved", "cleared"], Query(alias="status")] = "",
     severity: Literal["", "low", "medium", "high", "critical"] = "",
     rule: Annotated[str, Query(max_length=128)] = "",
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> AlertsPublic:
-    """Alerts firing now and their history (resolved), with how many notifications were delivered or failed."""
+    """Alerts firing or pending now and their history, with how many notifications were delivered or failed."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a zone, e.g. 2026-01-01T00:00Z")
     rows = await run_in_threadpool(
-        alert_queries.list_alerts, state.warehouse, tenant, state={"firing": "fired"}.get(status_, status_),
+        alert_queries.list_alerts, state.warehouse, tenant,
+        state={v: k for k, v in alert_queries.STATES.items()}.get(status_, ""),
         severity=severity, rule=rule, since=since or datetime(1970, 1, 1, tzinfo=UTC), limit=limit,
     )  # fmt: skip
     return AlertsPublic(alerts=[AlertPublic(**r) for r in rows])

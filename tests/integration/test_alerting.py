@@ -95,6 +95,8 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         assert (
             await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule, headers=KEY)
         ).is_success
+        sustained = {"name": "errors-sustained", "condition": "error_rate > 0.1", "for_s": 3600, "match": "wf-alerting"}
+        assert (await http.post("/api/workflows/monitoring/rules", json=sustained, headers=KEY)).status_code == 201
         sync = {"id": "sync", "service": "crm", "action": "upsert", "retry": {"maximum_attempts": 1}}
         workflow = {"id": "wf-alerting", "name": "crm sync", "trigger": {"service": "webhook", "event": "call"},
                     "steps": [sync]}  # fmt: skip
@@ -158,6 +160,12 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         [alert] = await eventually(history)
         assert alert["labels"]["workflow"] == "wf-alerting" and alert["resolved_at"] > alert["fired_at"]
         assert alert["notifications"] >= 3 * len(firing) and alert["failed_deliveries"] == 0
+
+        # a rule that must hold for an hour was pending during the burst, and cleared after it without firing
+        r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "errors-sustained"}, headers=KEY)
+        [sustained_alert] = r.json()["alerts"]
+        assert sustained_alert["state"] == "cleared" and sustained_alert["pending_at"] is not None
+        assert sustained_alert["fired_at"] is None and sustained_alert["notifications"] == 0
 
         # the same rule over the same stored history, evaluated by the backtest, fires and resolves when the agent did
         span = {"start": "2026-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"}

@@ -57,7 +57,7 @@ def test_init_creates_topics_and_migrations_idempotently(broker, tmp_path):
     }
     first = flowledger("init", env=env)
     assert first.returncode == 0, first.stderr
-    assert "migrations applied: [1, 2, 3, 4, 5, 6, 7]" in first.stdout
+    assert "migrations applied: [1, 2, 3, 4, 5, 6, 7, 8]" in first.stdout
     again = flowledger("init", env=env)
     assert again.returncode == 0 and "topics created: none; migrations applied: none" in again.stdout
 
