@@ -1,7 +1,9 @@
 """``flowledger bench execution``: the executor against sandbox services at zero latency.
 
-Starts its own broker, API (with projector), sandbox and Faust worker on free
-ports, defines a six-step workflow with two parallel branches
+Starts its own broker, API (with projector), sandbox and Faust workers on free
+ports (as ``flowledger up`` does: an executor worker and a monitor worker
+running the metric agents over the same events; ``--workers all`` runs both
+in one process instead), defines a six-step workflow with two parallel branches
 
     fetch -> (enrich -> task) | (lookup -> sheet) -> notify
 
@@ -174,7 +176,11 @@ async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str,
     }
 
 
-def bench_execution(*, runs: int, rate: float) -> int:
+WORKER_LAYOUTS = {"split": ("executor", "monitor"), "all": ("all",)}
+"""``split``: one process per worker role, as ``flowledger up`` runs them; ``all``: one process for both."""
+
+
+def bench_execution(*, runs: int, rate: float, workers: str = "split") -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-exec-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         tmp_path = Path(tmp)
@@ -191,18 +197,22 @@ def bench_execution(*, runs: int, rate: float) -> int:
             "sandbox": spawn(flowledger_command("sandbox", "--port", str(sandbox_port), "--latency", "zero"), env,
                              log=tmp_path / "sandbox.log"),
             "serve": spawn(flowledger_command("serve"), env, log=tmp_path / "serve.log"),
-            "worker": spawn(flowledger_command("worker"), env, log=tmp_path / "worker.log"),
         }  # fmt: skip
+        for role in WORKER_LAYOUTS[workers]:
+            command = flowledger_command("worker", "--role", role)
+            procs[f"worker-{role}"] = spawn(command, env, log=tmp_path / f"worker-{role}.log")
         try:
             wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", 60, procs)
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
             result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate))
+            result["workers"] = "+".join(WORKER_LAYOUTS[workers])
             cpu = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
                    for name, p in procs.items()}  # fmt: skip
             say("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
         except RuntimeError as exc:
             say(f"bench execution: {exc}; logs in {tmp}")
-            say((tmp_path / "worker.log").read_text()[-3000:])
+            for role in WORKER_LAYOUTS[workers]:
+                say(f"worker-{role}.log: " + (tmp_path / f"worker-{role}.log").read_text()[-3000:])
             return 1
         finally:
             for proc in procs.values():
