@@ -28,11 +28,9 @@ from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from connectors.credentials import CredentialStore
 from connectors.registry import ConnectorRegistry
-from connectors.transport import AiohttpTransport
+from connectors.transport import AiohttpClient
 from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
@@ -120,7 +118,7 @@ class _Publisher:
         await self.producer.send(events)
 
 
-_http_client = httpx.AsyncClient(transport=AiohttpTransport(limit=MAX_PARALLEL_EXECUTIONS * 4))
+_http_client = AiohttpClient(limit=MAX_PARALLEL_EXECUTIONS * 4)
 
 
 def _registry() -> ConnectorRegistry:
