@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,9 @@ def analyse(events: list[dict[str, Any]], started_at: datetime) -> tuple[list[fl
     return dispatch, duration, succeeded
 
 
-async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str, Any]:
+async def measure(
+    bootstrap: str, api: str, runs: int, rate: float, on_start: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
         workflow = {"id": "bench-exec", "name": "bench", "trigger": {"service": "webhook", "event": "call"},
@@ -148,6 +151,7 @@ async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str,
         warm = await start_runs(1, 0)
         await reader.read_until(set(warm), timeout_s=180)
         say(f"running {runs} runs at {rate:g} runs/s ...")
+        on_start()
         t_start = time.perf_counter()
         begun = await start_runs(runs, rate)
         await reader.read_until(set(begun), timeout_s=120 + runs / max(rate, 1) * 2)
@@ -204,11 +208,20 @@ def bench_execution(*, runs: int, rate: float, workers: str = "split") -> int:
         try:
             wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", 60, procs)
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
-            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate))
+
+            def cpu() -> dict[str, float]:
+                return {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
+                        for name, p in procs.items()}  # fmt: skip
+
+            before: dict[str, float] = {}
+            result = asyncio.run(
+                measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate, lambda: before.update(cpu()))
+            )
             result["workers"] = "+".join(WORKER_LAYOUTS[workers])
-            cpu = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
-                   for name, p in procs.items()}  # fmt: skip
-            say("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+            after = cpu()
+            say("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in after.items()))
+            say("cpu seconds during the measured runs: "
+                + ", ".join(f"{k} {after[k] - before.get(k, 0):.1f}" for k in after))  # fmt: skip
         except RuntimeError as exc:
             say(f"bench execution: {exc}; logs in {tmp}")
             for role in WORKER_LAYOUTS[workers]:

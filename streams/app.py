@@ -33,9 +33,22 @@ on the embedded broker a fetch often waits that long before returning new
 records: every hop of a run through the log would cost up to 1.5 s."""
 
 
+MONITOR_FETCH_MAX_WAIT_MS = 100
+MONITOR_FETCH_MIN_BYTES = 64 * 1024
+"""A worker running only the metric agents has no one waiting on it by the
+millisecond (windows close on event time, after seconds): it lets the broker
+gather up to 64 KiB or 100 ms per fetch, fewer and larger fetches for it and
+for the broker."""
+
+
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original_create_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+    # read when the consumer starts its fetcher
+    if ROLE == "monitor":
+        consumer._fetch_max_wait_ms = MONITOR_FETCH_MAX_WAIT_MS
+        consumer._fetch_min_bytes = MONITOR_FETCH_MIN_BYTES
+    else:
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
     return consumer
 
 
