@@ -16,10 +16,13 @@ runs per second and reads every run event back from the log:
   dependency's StepSucceeded, or StartRun) to the moment its connector call
   began (StepSucceeded time minus the call's duration): the executor's
   reaction, the log round trip and any wait for a free execution slot;
+* ``step_call_*``: the connector call itself (HTTP to the sandbox and back),
+  during which the step holds one of the execution slots;
 * ``run_p99_ms``: StartRun to RunSucceeded.
 """
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -160,10 +163,13 @@ async def measure(
 
     dispatch: list[float] = []
     durations: list[float] = []
+    calls: list[float] = []
     steps = 0
     for run_id, started_at in begun.items():
-        d, duration, succeeded = analyse(reader.events.get(run_id, []), started_at)
+        events = reader.events.get(run_id, [])
+        d, duration, succeeded = analyse(events, started_at)
         dispatch += d
+        calls += [e["payload"]["duration_ms"] for e in events if e["type"] == "StepSucceeded"]
         steps += succeeded
         if duration is not None:
             durations.append(duration)
@@ -174,6 +180,8 @@ async def measure(
         "steps_per_s": round(steps / (t_end - t_start), 1),
         "step_dispatch_p50_ms": round(statistics.median(dispatch), 2),
         "step_dispatch_p99_ms": round(percentile(dispatch, 0.99), 2),
+        "step_call_p50_ms": round(statistics.median(calls), 2),
+        "step_call_p99_ms": round(percentile(calls, 0.99), 2),
         "run_p50_ms": round(statistics.median(durations), 1),
         "run_p99_ms": round(percentile(durations, 0.99), 1),
         "rate_runs_per_s": rate,
@@ -210,8 +218,12 @@ def bench_execution(*, runs: int, rate: float, workers: str = "split") -> int:
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
 
             def cpu() -> dict[str, float]:
-                return {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
+                used = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
                         for name, p in procs.items()}  # fmt: skip
+                if broker.pid:
+                    used["broker"] = cpu_seconds(broker.pid)
+                used["bench client"] = cpu_seconds(os.getpid())
+                return used
 
             before: dict[str, float] = {}
             result = asyncio.run(
