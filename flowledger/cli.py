@@ -127,7 +127,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.role:  # read by streams.app when it builds the app
         os.environ["FLOWLEDGER_WORKER_ROLE"] = args.role
-    from streams.app import app
+    from streams.app import MONITOR_NICE, ROLE, app
+
+    if ROLE == "monitor":
+        os.nice(MONITOR_NICE)
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     sys.argv = ["flowledger-worker", "worker", "--loglevel", "warn", "--without-web"]

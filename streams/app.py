@@ -41,6 +41,11 @@ gather up to 64 KiB or 100 ms per fetch, fewer and larger fetches for it and
 for the broker."""
 
 
+MONITOR_NICE = 10
+"""A monitor worker runs at this lower CPU priority: when the cores are short,
+step dispatch goes first and the metrics fall behind, then catch up."""
+
+
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original_create_worker_consumer(self, transport)
     # read when the consumer starts its fetcher
