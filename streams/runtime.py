@@ -222,7 +222,11 @@ class ExecutorRuntime:
         return state
 
     def _store(self, state: RunState) -> None:
-        self.states[state.run_id] = encode_state(state)
+        set_later = getattr(self.states, "set_later", None)
+        if set_later is not None:  # a write-behind store: encode once per flush, not once per change
+            set_later(state.run_id, lambda: encode_state(state))
+        else:
+            self.states[state.run_id] = encode_state(state)
         if state.status in ("succeeded", "cancelled") and self.cache.get(state.run_id) is state:
             self.cache.pop(state.run_id, None)  # finished for good; the table keeps it
 
