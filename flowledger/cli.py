@@ -131,6 +131,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if ROLE == "monitor":
         os.nice(MONITOR_NICE)
+    from flowledger.procs import tune_gc_for_throughput
+
+    tune_gc_for_throughput()
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     sys.argv = ["flowledger-worker", "worker", "--loglevel", "warn", "--without-web"]
