@@ -25,12 +25,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from connectors.base import PermanentError, RetryableError, StepCall
 from connectors.credentials import CredentialStore
+from connectors.transport import AiohttpClient, json_body
 from domain.redaction import REDACTED, redact
 
 AuthKind = Literal["none", "bearer", "api_key_header", "basic"]
@@ -119,7 +120,19 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return redact(text)[:MESSAGE_LIMIT]
 
 
-def service_message(response: httpx.Response) -> str:
+class Answer(Protocol):
+    """What is read of an HTTP answer: an ``httpx.Response`` or a ``connectors.transport.WireAnswer``."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
+
+
+def service_message(response: Answer) -> str:
     """The service's own words: a JSON ``error``/``message`` field if there is one, else the body text."""
     try:
         body = response.json()
@@ -138,7 +151,7 @@ def _type_name(status: int) -> str:
     return "".join(words) or f"HTTP{status}"
 
 
-def raise_for_response(response: httpx.Response, service: str, secrets: Iterable[str] = ()) -> None:
+def raise_for_response(response: Answer, service: str, secrets: Iterable[str] = ()) -> None:
     """Raise the ConnectorError an unsuccessful answer stands for; return for 1xx-3xx."""
     status = response.status_code
     if status < 400:
@@ -156,7 +169,7 @@ def raise_for_response(response: httpx.Response, service: str, secrets: Iterable
     raise PermanentError(message, error_type=names.get(status, _type_name(status)), status_code=status)
 
 
-def output_of(response: httpx.Response) -> dict[str, Any]:
+def output_of(response: Answer) -> dict[str, Any]:
     """A 2xx body as a step output: a JSON object as is, other JSON under ``result``, text under ``body``."""
     try:
         body = response.json()
@@ -176,10 +189,26 @@ async def send(
     timeout_s: float,
     secrets: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """One request; its output, or the mapped ConnectorError (transport failures included)."""
-    body: dict[str, Any] = {"params": _query(params)} if method in _BODYLESS else {"json": params}
+    """One request; its output, or the mapped ConnectorError (transport failures included).
+
+    Through an ``AiohttpClient`` the request goes to aiohttp without httpx's
+    request and response models (the same request, answer and errors).
+    """
+    response: Answer
     try:
-        response = await client.request(method, url, headers=dict(headers), timeout=timeout_s, **body)
+        if isinstance(client, AiohttpClient):
+            if method in _BODYLESS:
+                response = await client.wire.request(
+                    method, url, headers=headers, params=_query(params), timeout_s=timeout_s
+                )
+            else:
+                wire_headers = {**headers, "Content-Type": "application/json"}
+                response = await client.wire.request(
+                    method, url, headers=wire_headers, content=json_body(params), timeout_s=timeout_s
+                )
+        else:
+            body: dict[str, Any] = {"params": _query(params)} if method in _BODYLESS else {"json": params}
+            response = await client.request(method, url, headers=dict(headers), timeout=timeout_s, **body)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{service} did not answer within {timeout_s:g}s", error_type="Timeout") from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -1,7 +1,9 @@
 """``flowledger bench execution``: the executor against sandbox services at zero latency.
 
-Starts its own broker, API (with projector), sandbox and Faust worker on free
-ports, defines a six-step workflow with two parallel branches
+Starts its own broker, API (with projector), sandbox and Faust workers on free
+ports (as ``flowledger up`` does: an executor worker and a monitor worker
+running the metric agents over the same events; ``--workers all`` runs both
+in one process instead), defines a six-step workflow with two parallel branches
 
     fetch -> (enrich -> task) | (lookup -> sheet) -> notify
 
@@ -14,15 +16,19 @@ runs per second and reads every run event back from the log:
   dependency's StepSucceeded, or StartRun) to the moment its connector call
   began (StepSucceeded time minus the call's duration): the executor's
   reaction, the log round trip and any wait for a free execution slot;
+* ``step_call_*``: the connector call itself (HTTP to the sandbox and back),
+  during which the step holds one of the execution slots;
 * ``run_p99_ms``: StartRun to RunSucceeded.
 """
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +63,13 @@ class LogReader:
     """Every run event on workflow-events from now on, by run."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, check_crcs=False)
+        # Read in bulk (up to 256 KiB or 100 ms per fetch): the reader shares the machine with the
+        # system it measures, and the figures come from the events' own timestamps (only the end
+        # of the steps_per_s interval is an arrival time, so it can only come later).
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, check_crcs=False,
+            fetch_min_bytes=256 * 1024, fetch_max_wait_ms=100,
+        )  # fmt: skip
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.finished: dict[str, float] = {}
 
@@ -113,7 +125,9 @@ def analyse(events: list[dict[str, Any]], started_at: datetime) -> tuple[list[fl
     return dispatch, duration, succeeded
 
 
-async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str, Any]:
+async def measure(
+    bootstrap: str, api: str, runs: int, rate: float, on_start: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
         workflow = {"id": "bench-exec", "name": "bench", "trigger": {"service": "webhook", "event": "call"},
@@ -146,6 +160,7 @@ async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str,
         warm = await start_runs(1, 0)
         await reader.read_until(set(warm), timeout_s=180)
         say(f"running {runs} runs at {rate:g} runs/s ...")
+        on_start()
         t_start = time.perf_counter()
         begun = await start_runs(runs, rate)
         await reader.read_until(set(begun), timeout_s=120 + runs / max(rate, 1) * 2)
@@ -154,10 +169,13 @@ async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str,
 
     dispatch: list[float] = []
     durations: list[float] = []
+    calls: list[float] = []
     steps = 0
     for run_id, started_at in begun.items():
-        d, duration, succeeded = analyse(reader.events.get(run_id, []), started_at)
+        events = reader.events.get(run_id, [])
+        d, duration, succeeded = analyse(events, started_at)
         dispatch += d
+        calls += [e["payload"]["duration_ms"] for e in events if e["type"] == "StepSucceeded"]
         steps += succeeded
         if duration is not None:
             durations.append(duration)
@@ -168,13 +186,19 @@ async def measure(bootstrap: str, api: str, runs: int, rate: float) -> dict[str,
         "steps_per_s": round(steps / (t_end - t_start), 1),
         "step_dispatch_p50_ms": round(statistics.median(dispatch), 2),
         "step_dispatch_p99_ms": round(percentile(dispatch, 0.99), 2),
+        "step_call_p50_ms": round(statistics.median(calls), 2),
+        "step_call_p99_ms": round(percentile(calls, 0.99), 2),
         "run_p50_ms": round(statistics.median(durations), 1),
         "run_p99_ms": round(percentile(durations, 0.99), 1),
         "rate_runs_per_s": rate,
     }
 
 
-def bench_execution(*, runs: int, rate: float) -> int:
+WORKER_LAYOUTS = {"split": ("executor", "monitor"), "all": ("all",)}
+"""``split``: one process per worker role, as ``flowledger up`` runs them; ``all``: one process for both."""
+
+
+def bench_execution(*, runs: int, rate: float, workers: str = "split") -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-exec-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         tmp_path = Path(tmp)
@@ -191,18 +215,35 @@ def bench_execution(*, runs: int, rate: float) -> int:
             "sandbox": spawn(flowledger_command("sandbox", "--port", str(sandbox_port), "--latency", "zero"), env,
                              log=tmp_path / "sandbox.log"),
             "serve": spawn(flowledger_command("serve"), env, log=tmp_path / "serve.log"),
-            "worker": spawn(flowledger_command("worker"), env, log=tmp_path / "worker.log"),
         }  # fmt: skip
+        for role in WORKER_LAYOUTS[workers]:
+            command = flowledger_command("worker", "--role", role)
+            procs[f"worker-{role}"] = spawn(command, env, log=tmp_path / f"worker-{role}.log")
         try:
             wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", 60, procs)
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
-            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate))
-            cpu = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
-                   for name, p in procs.items()}  # fmt: skip
-            say("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+
+            def cpu() -> dict[str, float]:
+                used = {name: cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in live_children(p.pid))
+                        for name, p in procs.items()}  # fmt: skip
+                if broker.pid:
+                    used["broker"] = cpu_seconds(broker.pid)
+                used["bench client"] = cpu_seconds(os.getpid())
+                return used
+
+            before: dict[str, float] = {}
+            result = asyncio.run(
+                measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", runs, rate, lambda: before.update(cpu()))
+            )
+            result["workers"] = "+".join(WORKER_LAYOUTS[workers])
+            after = cpu()
+            say("cpu seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in after.items()))
+            say("cpu seconds during the measured runs: "
+                + ", ".join(f"{k} {after[k] - before.get(k, 0):.1f}" for k in after))  # fmt: skip
         except RuntimeError as exc:
             say(f"bench execution: {exc}; logs in {tmp}")
-            say((tmp_path / "worker.log").read_text()[-3000:])
+            for role in WORKER_LAYOUTS[workers]:
+                say(f"worker-{role}.log: " + (tmp_path / f"worker-{role}.log").read_text()[-3000:])
             return 1
         finally:
             for proc in procs.values():

@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--runs-per-s", type=float, default=1.0)
     sub.add_parser("init", help="create topics and apply ClickHouse migrations, then exit")
     sub.add_parser("serve", help="run the API (and, by default, the projector)")
-    sub.add_parser("worker", help="run a Faust worker")
+    worker = sub.add_parser("worker", help="run a Faust worker")
+    worker.add_argument(
+        "--role", choices=("all", "executor", "monitor"), default=None,
+        help="executor: run workflows; monitor: metrics, anomalies and ingest counts; all (default): both",
+    )  # fmt: skip
     sub.add_parser("projector", help="run the projector alone (for a ClickHouse server)")
     produce = sub.add_parser("produce", help="validate a JSON Lines file of events and publish it")
     produce.add_argument("file", type=Path)
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     execution = bench_sub.add_parser("execution", help="the executor against sandbox services at zero latency")
     execution.add_argument("--runs", type=int, default=2000)
     execution.add_argument("--rate", type=float, default=200.0, help="runs started per second (0: all at once)")
+    execution.add_argument(
+        "--workers", choices=("split", "all"), default="split",
+        help="split (default, as `flowledger up`): executor and monitor workers in two processes; all: one process",
+    )  # fmt: skip
     metrics = bench_sub.add_parser("metrics", help="step results -> metric windows and anomaly detectors")
     metrics.add_argument("--events", type=int, default=200_000)
     metrics.add_argument("--span-min", type=float, default=30.0, help="minutes of event time the events cover")
@@ -118,7 +126,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.app import app
+    import os
+
+    if args.role:  # read by streams.app when it builds the app
+        os.environ["FLOWLEDGER_WORKER_ROLE"] = args.role
+    from streams.app import MONITOR_NICE, ROLE, app
+
+    if ROLE == "monitor":
+        os.nice(MONITOR_NICE)
+    from flowledger.procs import tune_gc_for_throughput
+
+    tune_gc_for_throughput()
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     sys.argv = ["flowledger-worker", "worker", "--loglevel", "warn", "--without-web"]
@@ -196,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "execution":
         from flowledger.bench_execution import bench_execution
 
-        return bench_execution(runs=args.runs, rate=args.rate)
+        return bench_execution(runs=args.runs, rate=args.rate, workers=args.workers)
     if args.bench_command == "metrics":
         from flowledger.bench_metrics import bench_metrics
 

@@ -3,6 +3,7 @@
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     )
     flowledger_projector_max_records: int = Field(default=1000, ge=1, description="Kafka messages per projected slice.")
     flowledger_worker_heartbeat_s: float = 5.0
+    flowledger_worker_role: Literal["all", "executor", "monitor"] = Field(
+        default="all", description="What a `flowledger worker` runs: the executor, the metric agents, or both."
+    )
     flowledger_metrics_window_s: float = Field(default=60.0, gt=0, description="Tumbling metric window length.")
     flowledger_metrics_grace_s: float = Field(
         default=5.0, ge=0, description="How late (event time) an event may be and still update its window."

@@ -2,8 +2,9 @@
 
 Starts, in order: the Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set),
 topics, the API process (which runs the ClickHouse migrations and hosts the
-projector, because it owns the embedded ClickHouse path), and the Faust
-worker. Ctrl-C or SIGTERM stops them in reverse order. Children run in their
+projector, because it owns the embedded ClickHouse path), and two Faust
+workers: the executor and the monitor (metric agents), in separate processes
+so that neither's CPU slows the other. Ctrl-C or SIGTERM stops them in reverse order. Children run in their
 own sessions (so a terminal's Ctrl-C reaches only this supervisor, which
 stops them in order) and carry a parent-death signal (so even a SIGKILL of
 the supervisor leaves none behind).
@@ -21,6 +22,9 @@ from pathlib import Path
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port, port_is_free
 from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
 from flowledger.settings import Settings, parse_api_keys
+
+WORKER_ROLES = ("executor", "monitor")
+"""One worker process per role: the executor's latency does not queue behind metric work."""
 
 DEFAULT_BROKER_PORT = 9092
 """Tried first (FLOWLEDGER_BROKER_PORT overrides; 0 = any free port); a free port if taken."""
@@ -88,7 +92,8 @@ def up(settings: Settings, *, with_worker: bool = True, demo: bool = False) -> i
         base = f"http://{settings.flowledger_api_host}:{settings.python_api_port}"
         wait_http(f"{base}/healthz", 60, children)
         if with_worker:
-            children["worker"] = start("worker")
+            for role in WORKER_ROLES:
+                children[f"worker --role {role}"] = start("worker", "--role", role)
         if demo:
             demo_key = printed_key or next(iter(parse_api_keys(keys)))
             env["FLOWLEDGER_DEMO_KEY"] = demo_key

@@ -1,8 +1,20 @@
-"""The one Faust app. Agents register themselves by being imported here.
+"""The Faust app of a worker process. Agents register themselves by being imported here.
 
-Run with ``flowledger worker`` (which sets the broker from
-KAFKA_BOOTSTRAP_SERVERS). Faust's own web server is off: the REST API is the
-system's HTTP surface, and a fixed web port would collide between workers.
+Run with ``flowledger worker [--role all|executor|monitor]`` (which sets the
+broker from KAFKA_BOOTSTRAP_SERVERS and the role in FLOWLEDGER_WORKER_ROLE).
+Faust's own web server is off: the REST API is the system's HTTP surface, and
+a fixed web port would collide between workers.
+
+Roles (each is its own Faust app, so its own consumer group, tables and
+changelog topics, and can run in its own process, on its own core):
+
+* ``executor`` (app ``flowledger-executor``): the workflow executor
+  (``streams.executor``) over ``workflow-commands``;
+* ``monitor`` (app ``flowledger-monitor``): the metric and anomaly agents
+  (``streams.metrics``) over ``workflow-events`` and the ingest counts;
+* ``all`` (app ``flowledger``, the default): both in one process.
+
+Every role publishes a heartbeat (``streams.ingest_stats``).
 """
 
 import os
@@ -21,17 +33,42 @@ on the embedded broker a fetch often waits that long before returning new
 records: every hop of a run through the log would cost up to 1.5 s."""
 
 
+MONITOR_FETCH_MAX_WAIT_MS = 100
+MONITOR_FETCH_MIN_BYTES = 64 * 1024
+"""A worker running only the metric agents has no one waiting on it by the
+millisecond (windows close on event time, after seconds): it lets the broker
+gather up to 64 KiB or 100 ms per fetch, fewer and larger fetches for it and
+for the broker."""
+
+
+MONITOR_NICE = 10
+"""A monitor worker runs at this lower CPU priority: when the cores are short,
+step dispatch goes first and the metrics fall behind, then catch up."""
+
+
 def _create_worker_consumer(self: Any, transport: Any) -> Any:
     consumer = _original_create_worker_consumer(self, transport)
-    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+    # read when the consumer starts its fetcher
+    if ROLE == "monitor":
+        consumer._fetch_max_wait_ms = MONITOR_FETCH_MAX_WAIT_MS
+        consumer._fetch_min_bytes = MONITOR_FETCH_MIN_BYTES
+    else:
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
     return consumer
 
 
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
 
+ROLES = ("all", "executor", "monitor")
+ROLE = settings.flowledger_worker_role
+APP_IDS = {"all": "flowledger", "executor": "flowledger-executor", "monitor": "flowledger-monitor"}
+RUNS_EXECUTOR = ROLE in ("all", "executor")
+RUNS_MONITOR = ROLE in ("all", "monitor")
+WORKER_ID = os.environ.get("FLOWLEDGER_WORKER_ID", "w1")
+
 app = faust.App(
-    "flowledger",
+    APP_IDS[ROLE],
     broker=f"kafka://{settings.kafka_bootstrap_servers or 'localhost:9092'}",
     store="memory://",
     web_enabled=False,
@@ -42,8 +79,13 @@ app = faust.App(
     broker_commit_interval=1.0,
     # CRC32C is checked in pure Python by aiokafka; the broker checks it on produce.
     broker_check_crcs=False,
-    datadir=str(settings.flowledger_data_dir / "faust" / os.environ.get("FLOWLEDGER_WORKER_ID", "w1")),
+    datadir=str(settings.flowledger_data_dir / "faust" / (WORKER_ID if ROLE == "all" else f"{WORKER_ID}-{ROLE}")),
 )
 
 # Agents (imported for their registration side effect).
-from streams import alerts, executor, ingest_stats, metrics  # noqa: E402,F401
+from streams import ingest_stats  # noqa: E402,F401
+
+if RUNS_EXECUTOR:
+    from streams import executor  # noqa: F401
+if RUNS_MONITOR:
+    from streams import alerts, metrics  # noqa: F401

@@ -222,7 +222,11 @@ class ExecutorRuntime:
         return state
 
     def _store(self, state: RunState) -> None:
-        self.states[state.run_id] = encode_state(state)
+        set_later = getattr(self.states, "set_later", None)
+        if set_later is not None:  # a write-behind store: encode once per flush, not once per change
+            set_later(state.run_id, lambda: encode_state(state))
+        else:
+            self.states[state.run_id] = encode_state(state)
         if state.status in ("succeeded", "cancelled") and self.cache.get(state.run_id) is state:
             self.cache.pop(state.run_id, None)  # finished for good; the table keeps it
 
@@ -262,7 +266,8 @@ class ExecutorRuntime:
     async def _call(self, call: StepCall) -> dict[str, Any] | StepError:
         try:
             connector = self.connectors.for_service(call.service)
-            output = await asyncio.wait_for(connector.call(call), timeout=call.timeout_s)
+            async with asyncio.timeout(call.timeout_s):  # unlike wait_for, no extra task per call
+                output = await connector.call(call)
             return output if isinstance(output, dict) else {"value": output}
         except ConnectorError as exc:
             return StepError(

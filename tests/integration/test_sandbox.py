@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from aiohttp.test_utils import TestServer
 
 from connectors.base import PermanentError, RetryableError, StepCall
 from connectors.credentials import CredentialStore
@@ -148,7 +149,7 @@ async def test_a_bad_schedule_is_refused_and_the_old_one_kept(client, sandbox_ur
     assert response.status_code == 422 and "entry 0: fault" in response.json()["error"]["message"]
 
 
-# The app in process (no port): counters and fault shapes, with an injected clock.
+# The app in this process (on a free port): counters and fault shapes, with an injected clock.
 
 
 class Clock:
@@ -163,9 +164,11 @@ class Clock:
 async def app_client():
     clock = Clock()
     schedule = parse_schedule([{"service": "*", "from_s": 10, "to_s": 20, "fault": "503"}])
-    app = create_sandbox_app(schedule, seed=1, clock=clock, timeout_fault_s=0.01)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as c:
+    server = TestServer(create_sandbox_app(schedule, seed=1, clock=clock, timeout_fault_s=0.01), host="127.0.0.1")
+    await server.start_server()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as c:
         yield c, clock
+    await server.close()
 
 
 @pytest.mark.parametrize(

@@ -44,3 +44,9 @@ def test_run_states_are_written_behind_one_record_per_run_per_flush():
     assert CountingTable.writes == 2 and table[b"run-1"] == b"3"
     states.flush()
     assert CountingTable.writes == 2
+    encoded = []
+    for version in (b"4", b"5"):
+        states.set_later("run-1", lambda v=version: encoded.append(v) or v)
+    assert states["run-1"] == b"5" and encoded == [b"5"]  # a read encodes the latest value
+    states.flush()
+    assert table[b"run-1"] == b"5" and encoded == [b"5"]  # once; the overwritten value never
