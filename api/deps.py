@@ -36,3 +36,14 @@ def get_tenant(
 
 State = Annotated[AppState, Depends(get_state)]
 Tenant = Annotated[str, Depends(get_tenant)]
+
+
+def tenant_for(caller: str, tenant: str | None) -> str:
+    """The tenant a read is about: the caller's own, or, for an operator key, the one it names in ``?tenant=``."""
+    if caller != "*":
+        if tenant not in (None, caller):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this key reads its own tenant only")
+        return caller
+    if not tenant:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "an operator key must say which tenant: ?tenant=...")
+    return tenant

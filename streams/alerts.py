@@ -99,10 +99,15 @@ class TenantAlerts:
     marked: set[str] = field(default_factory=set)
     """Firing alerts already recorded as muted (silenced or inhibited)."""
 
+    compiled: list[tuple[Rule, AlertRuleSpec]] | None = None
+    """The rules in force, parsed; None after a rule changed."""
+
     def effective_rules(self) -> list[tuple[Rule, AlertRuleSpec]]:
-        specs = {s.name: s for s in builtin_specs()} | self.rules
-        cooldown = settings.monitoring_alert_cooldown
-        return [(rule_from_spec(s, default_cooldown_s=cooldown), s) for s in specs.values() if s.enabled]
+        if self.compiled is None:
+            specs = {s.name: s for s in builtin_specs()} | self.rules
+            cooldown = settings.monitoring_alert_cooldown
+            self.compiled = [(rule_from_spec(s, default_cooldown_s=cooldown), s) for s in specs.values() if s.enabled]
+        return self.compiled
 
 
 class Store:
@@ -184,8 +189,10 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
     """Fold one record into the tenant's alerting state; returns the lifecycle events it caused."""
     if isinstance(record, AlertRuleDefined):
         tenant.rules[record.payload.rule.name] = record.payload.rule
+        tenant.compiled = None
     elif isinstance(record, AlertRuleDeleted):
         tenant.rules.pop(record.payload.name, None)
+        tenant.compiled = None
     elif isinstance(record, SilenceCreated):
         tenant.silences = [s for s in tenant.silences if s.ends_at.timestamp() > time.time()] + [record.payload]
     elif isinstance(record, AlertRaised):

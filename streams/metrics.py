@@ -217,6 +217,8 @@ async def _forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     stage1.cache.clear()
     stage2.cache.clear()
     stage2.pending = None
+    stage2.clock = None
+    stage2.closed_at = -math.inf
 
 
 # ---------------------------------------------------------------- stage 2
@@ -241,6 +243,8 @@ class Stage2:
     def __init__(self) -> None:
         self.cache: dict[bytes, SeriesState] = {}
         self.clock: Clock | None = None
+        self.closed_at = -math.inf
+        """The watermark up to which windows were last closed (in this process)."""
         self.pending: set[bytes] | None = None
         """Series not dormant: windows pending, or empty windows still owed (rebuilt from the table after a restart)."""
 
@@ -287,7 +291,13 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
                     pending.add(sid)
             if message["wm"] is not None:
                 clock.report(partition, message["wm"])
-        await _close_ready(clock.watermark, pending, touched)
+        if clock.watermark > stage2.closed_at:
+            # a partial always reaches this stage before its partition's watermark passes its window,
+            # so nothing can close unless the watermark moved
+            stage2.closed_at = clock.watermark
+            await _close_ready(clock.watermark, pending, touched)
+        else:
+            _write(touched)
         series_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in clock.watermarks.items()})
 
 
@@ -318,7 +328,11 @@ async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes
             outputs += [(anomalies_topic, anomaly) for anomaly in anomalies]
     sent = [await topic.send(key=sid_key(record), value=to_json(record)) for topic, record in outputs]
     await asyncio.gather(*sent)
-    for sid in changed:
+    _write(changed)
+
+
+def _write(sids: set[bytes]) -> None:
+    for sid in sids:
         series_table[sid] = pickle.dumps(stage2.load(sid))
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import State, Tenant
+from api.deps import State, Tenant, tenant_for
 from api.state import AppState
 from domain import health as health_score
 from domain import insights as insight_rules
@@ -85,16 +85,6 @@ def _unprocessable(message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, message)
 
 
-def _tenant_for(caller: str, tenant: str | None) -> str:
-    if caller != "*":
-        if tenant not in (None, caller):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "this key reads its own tenant only")
-        return caller
-    if not tenant:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "an operator key must say which tenant: ?tenant=...")
-    return tenant
-
-
 def _range(start: datetime | None, end: datetime | None, names: tuple[str, str]) -> tuple[datetime, datetime]:
     for name, value in zip(names, (start, end), strict=True):
         if value is not None and value.tzinfo is None:
@@ -121,7 +111,7 @@ async def health(
     tenant: str | None = None,
 ) -> HealthPublic:
     """A 0-100 health score per subject, with the components that lowered it and why."""
-    tenant_id = _tenant_for(caller, tenant)
+    tenant_id = tenant_for(caller, tenant)
     if scope == "system" and key not in ("", "*"):
         raise _unprocessable("scope=system has no key (it is the whole tenant); use scope=workflow or service")
     start, end = _range(start, end, ("start", "end"))
@@ -176,7 +166,7 @@ async def insights(
     tenant: str | None = None,
 ) -> InsightsPublic:
     """Recommendations from the period's step, run and service statistics, most severe first."""
-    tenant_id = _tenant_for(caller, tenant)
+    tenant_id = tenant_for(caller, tenant)
     start, end = _range(start, end, ("start", "end"))
     found = await run_in_threadpool(_insights, state, tenant_id, start, end, workflow)
     return InsightsPublic(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import State, Tenant
+from api.deps import State, Tenant, tenant_for
 from domain.windows import WindowSummary, window_start
 from projections import metric_queries
 
@@ -72,16 +72,6 @@ class AnomaliesPublic(BaseModel):
     anomalies: list[AnomalyPublic]
 
 
-def _tenant_for(caller: str, tenant: str | None) -> str:
-    if caller != "*":
-        if tenant not in (None, caller):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "this key reads its own tenant only")
-        return caller
-    if not tenant:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "an operator key must say which tenant: ?tenant=...")
-    return tenant
-
-
 def _duration_s(text: str, base_s: float) -> float:
     match = _DURATION.match(text)
     if not match:
@@ -119,7 +109,7 @@ async def metrics(
     tenant: str | None = None,
 ) -> MetricsPublic:
     """Closed windows of a scope (all keys or one), as tumbling base windows or hopping views, plus the open one."""
-    tenant_id = _tenant_for(caller, tenant)
+    tenant_id = tenant_for(caller, tenant)
     base_s = state.settings.flowledger_metrics_window_s
     view_s = _duration_s(window, base_s) if window else base_s
     start, end = _range(start, end)
@@ -184,7 +174,7 @@ async def anomalies(
     tenant: str | None = None,
 ) -> AnomaliesPublic:
     """Anomalies the detectors raised, newest first."""
-    tenant_id = _tenant_for(caller, tenant)
+    tenant_id = tenant_for(caller, tenant)
     start, end = _range(start or datetime(1970, 1, 1, tzinfo=UTC), end)
     rows = await run_in_threadpool(
         metric_queries.list_anomalies, state.warehouse, tenant_id, scope=scope, key=key, metric=metric,
