@@ -263,7 +263,10 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
         start = (p.window_start or record.occurred_at).timestamp()
         end, score = tenant.anomalies.get((str(p.scope), str(p.key)), (-math.inf, 0.0))
         window_end = start + WINDOW.size_s
-        tenant.anomalies[(str(p.scope), str(p.key))] = (window_end, max(score, p.score) if window_end == end else p.score)
+        tenant.anomalies[(str(p.scope), str(p.key))] = (
+            window_end,
+            max(score, p.score) if window_end == end else p.score,
+        )
     return []
 
 
