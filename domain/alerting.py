@@ -1,13 +1,14 @@
 """Alert rules and the alert lifecycle (pure), with Prometheus and Alertmanager semantics.
 
-Evaluation (Prometheus's half), once per closed window of each series a rule
-watches, at the window's end (event time)::
+Evaluation (Prometheus's half), at every tick of each series a rule watches
+(event time; the live agent ticks once per pane over a rolling window, see
+``domain.rolling``)::
 
     inactive --condition--> pending --held for `for_s`--> firing
     pending  --not condition--> inactive          (never fired: nothing is sent)
     firing   --not condition for `keep_firing_for_s`--> inactive (resolved)
 
-A rule with ``for_s == 0`` fires on the first window where its condition
+A rule with ``for_s == 0`` fires on the first tick where its condition
 holds. A condition may compare with the series' **baseline**, an
 exponentially weighted mean of the metric learned from the windows in which
 the alert was not firing (an incident does not become the new normal), and
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from domain.rolling import aligned
 from schemas.monitoring import AlertRuleSpec
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -146,12 +148,17 @@ class AlertState:
         return self.baseline if self.baseline_points >= BASELINE_MIN_POINTS else None
 
 
-def evaluate(rule: Rule, state: AlertState, *, value: float, at: float) -> Transition | None:
-    """Advance ``state`` by one observation at time ``at``; returns what changed, if anything."""
+def evaluate(rule: Rule, state: AlertState, *, value: float, at: float, learn: bool = True) -> Transition | None:
+    """Advance ``state`` by one observation at time ``at``; returns what changed, if anything.
+
+    ``learn``: the value also teaches the baseline (rolling evaluation learns
+    only at ticks that end a tumbling window, so overlapping values do not
+    count many times).
+    """
     holds = rule.condition.holds(value, state.learned_baseline())
     state.value = value
     transition = _step(rule, state, holds, at)
-    if state.status != "firing":
+    if learn and state.status != "firing":
         _learn(state, value)
     return transition
 
@@ -361,14 +368,21 @@ class BacktestAlert:
     """Firing notifications the rule's cooldown would have let through (the first one and repeats)."""
 
 
-def backtest(rule: Rule, series: Mapping[str, Iterable[tuple[float, float]]]) -> list[BacktestAlert]:
-    """Run ``rule`` over stored points, ``key -> [(window end, value)]`` in time order, with the live code."""
+def backtest(
+    rule: Rule, series: Mapping[str, Iterable[tuple[float, float]]], *, learn_every_s: float | None = None
+) -> list[BacktestAlert]:
+    """Run ``rule`` over stored points, ``key -> [(tick, value)]`` in time order, with the live code.
+
+    ``learn_every_s``: baselines learn only at ticks that end a window of that
+    length (rolling evaluation); None: at every point (closed windows).
+    """
     found: list[BacktestAlert] = []
     for key in sorted(series):
         state, notifier = AlertState(), NotifierState()
         current: dict[str, float] | None = None
         for at, value in series[key]:
-            transition = evaluate(rule, state, value=value, at=at)
+            learn = learn_every_s is None or aligned(at, learn_every_s)
+            transition = evaluate(rule, state, value=value, at=at, learn=learn)
             if transition == "fired":
                 current = {"fired_at": at, "first": value, "peak": value, "told": 0.0}
             if current is None:

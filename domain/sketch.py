@@ -62,6 +62,16 @@ class QuantileSketch:
             self.buckets[index] = self.buckets.get(index, 0) + n
         self.count += other.count
 
+    def subtract(self, other: "QuantileSketch") -> None:
+        """Take out a sketch merged in before (a pane leaving a rolling window); exact, like merge."""
+        for index, n in other.buckets.items():
+            left = self.buckets.get(index, 0) - n
+            if left > 0:
+                self.buckets[index] = left
+            else:
+                self.buckets.pop(index, None)
+        self.count -= other.count
+
     def quantile(self, q: float) -> float | None:
         """The value at rank ``q`` (0..1), None when empty."""
         if not self.count:

@@ -47,6 +47,10 @@ class WindowConfig:
     idle_s: float = 5.0
     empty_windows: int = 60
     """Empty windows reported after a series' last event before it is considered dormant."""
+    late_to_current_s: float = 0.0
+    """A late event at most this far behind the watermark joins the window open at the watermark (and is counted as
+    late there) instead of only being counted: for short panes, where a second of disorder must not hide a failure
+    from the alert rules, while a backfill of old events does not look like the present."""
 
 
 def window_start(t: float, size_s: float) -> float:
@@ -120,6 +124,15 @@ class Partial:
         self.late += other.late
         self.sketch.merge(other.sketch)
 
+    def subtract(self, other: "Partial") -> None:
+        """Undo ``merge(other)``."""
+        self.count -= other.count
+        self.successes -= other.successes
+        self.failures -= other.failures
+        self.cost_sum -= other.cost_sum
+        self.late -= other.late
+        self.sketch.subtract(other.sketch)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "n": self.count,
@@ -164,6 +177,8 @@ class PartitionWindows:
             start = window_start(obs.t, size_s)
             if start + size_s + config.grace_s <= self.watermark:
                 self._count_late(obs.series, size_s)
+                if obs.t >= self.watermark - config.late_to_current_s:
+                    self.open[(obs.series, window_start(self.watermark, size_s))].add(obs)
                 continue
             key = (obs.series, start)
             partial = self.open.get(key)

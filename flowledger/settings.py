@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     monitoring_alert_cooldown: float = Field(
         default=600.0, ge=0, description="Seconds between repeated notifications of a rule that sets none."
     )
+    flowledger_alert_pane_s: float = Field(
+        default=1.0, gt=0, description="Alert rules are evaluated once per pane over a rolling metric window."
+    )
     workflow_monitoring_enabled: bool = Field(default=True, description="false: alert rules are not evaluated.")
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."

@@ -1,4 +1,4 @@
-"""Reads of alert rules, silences, and the stored windows a backtest replays."""
+"""Reads of alert rules, silences, and the stored step and run results a backtest replays."""
 
 import fnmatch
 from datetime import UTC, datetime
@@ -6,7 +6,9 @@ from typing import Any
 
 import orjson
 
+from domain.windows import Observation, observations
 from projections.warehouse import Warehouse
+from schemas.registry import validate_item
 
 SELECT_RULES = """
 SELECT name, argMax(version, (occurred_at, event_id)) AS version, argMax(deleted, (occurred_at, event_id)) AS deleted,
@@ -25,19 +27,57 @@ ORDER BY starts_at DESC, silence_id
 LIMIT 1 BY silence_id
 """
 
-WINDOW_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate", "throughput_per_s",
-                            "count", "failures", "cost_sum"})  # fmt: skip
-"""Metrics a backtest can replay from ``metric_windows`` (the columns of that name)."""
+REPLAYED_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate", "throughput_per_s",
+                              "count", "failures", "cost_sum"})  # fmt: skip
+"""Metrics a backtest rebuilds from stored step and run events (anomaly scores are not rebuilt)."""
 
-_SELECT_POINTS = """
-SELECT key, window_end, {metric} AS value
-FROM metric_windows FINAL
-WHERE tenant_id = {{tenant:String}} AND scope = {{scope:String}} AND window_s = {{window_s:UInt32}}
-  AND window_start >= {{start:DateTime64(3, 'UTC')}} AND window_start < {{end:DateTime64(3, 'UTC')}}
-  AND value IS NOT NULL
-ORDER BY key, window_start
+SELECT_RESULTS = """
+SELECT toString(event_id) AS event_id, type, schema_version, occurred_at, workflow_id, run_id, step_id, payload
+FROM events
+WHERE tenant_id = {tenant:String} AND type IN {types:Array(String)}
+  AND occurred_at >= {start:DateTime64(3, 'UTC')} AND occurred_at < {end:DateTime64(3, 'UTC')}
+LIMIT 1 BY event_id
+LIMIT {limit:UInt64}
 """
-SELECT_POINTS = {metric: _SELECT_POINTS.format(metric=metric) for metric in WINDOW_METRICS}
+SCOPE_TYPES = {
+    "step": ["StepSucceeded", "StepFailed"],
+    "service": ["StepSucceeded", "StepFailed"],
+    "workflow": ["RunSucceeded", "RunFailed"],
+    "tenant": ["RunSucceeded", "RunFailed"],
+}
+MAX_REPLAYED_EVENTS = 2_000_000
+
+
+class TooManyEvents(ValueError):
+    """The range holds more events than a backtest replays at once."""
+
+
+def stored_observations(
+    wh: Warehouse, tenant: str, *, scope: str, match: str, start: datetime, end: datetime
+) -> list[Observation]:
+    """What the stored step or run results of ``[start, end)`` observe for series of ``scope`` matching ``match``.
+
+    Each row is validated as the event it was and goes through the live
+    agents' ``observations``, so a backtest sees the values the agents saw.
+    """
+    params = {"tenant": tenant, "types": SCOPE_TYPES[scope], "start": start, "end": end,
+              "limit": MAX_REPLAYED_EVENTS + 1}  # fmt: skip
+    rows = wh.query_dicts(SELECT_RESULTS, params)
+    if len(rows) > MAX_REPLAYED_EVENTS:
+        raise TooManyEvents(f"more than {MAX_REPLAYED_EVENTS:,} events in the range; backtest a shorter one")
+    found: list[Observation] = []
+    for row in rows:
+        record = validate_item({
+            **row, "tenant_id": tenant, "occurred_at": _utc(row["occurred_at"]),
+            "run_id": row["run_id"] or None, "step_id": row["step_id"] or None,
+            "payload": orjson.loads(row["payload"]),
+        })  # fmt: skip
+        if isinstance(record, str):
+            continue  # the projector stored only valid events; an old shape without an upcaster is skipped
+        found += [
+            o for o in observations(record) if o.series[1] == scope and fnmatch.fnmatchcase(o.series[2], match)
+        ]
+    return found
 
 
 def current_rules(wh: Warehouse, tenant: str) -> list[dict[str, Any]]:
@@ -63,21 +103,6 @@ def rule_versions(wh: Warehouse, tenant: str) -> dict[str, int]:
 def active_silences(wh: Warehouse, tenant: str, *, since: datetime) -> list[dict[str, Any]]:
     rows = wh.query_dicts(SELECT_SILENCES, {"tenant": tenant, "since": since})
     return [{**r, "starts_at": _utc(r["starts_at"]), "ends_at": _utc(r["ends_at"])} for r in rows]
-
-
-def series_points(
-    wh: Warehouse, tenant: str, *, scope: str, match: str, metric: str, window_s: float, start: datetime, end: datetime
-) -> dict[str, list[tuple[float, float]]]:
-    """key -> [(window end, value)] of the closed windows a rule over ``scope``/``match`` would have seen."""
-    rows = wh.query(
-        SELECT_POINTS[metric],
-        {"tenant": tenant, "scope": scope, "window_s": int(window_s), "start": start, "end": end},
-    )
-    points: dict[str, list[tuple[float, float]]] = {}
-    for key, window_end, value in rows:
-        if fnmatch.fnmatchcase(key, match):
-            points.setdefault(key, []).append((_utc(window_end).timestamp(), float(value)))
-    return points
 
 
 def _utc(value: datetime) -> datetime:

@@ -15,6 +15,8 @@ WORKFLOW_COMMANDS: Final = "workflow-commands"
 METRIC_WINDOWS: Final = "metric-windows"
 METRIC_PARTIALS: Final = "metric-partials"
 """Internal: per-partition partial windows and watermarks on their way to being merged (not projected)."""
+METRIC_PANES: Final = "metric-panes"
+"""Internal: per-partition one-second panes and watermarks for the alert rules' rolling windows (not projected)."""
 ANOMALIES: Final = "anomalies"
 ALERTS: Final = "alerts"
 ALERT_CONTROL: Final = "alert-control"
@@ -32,6 +34,7 @@ PARTITIONS: Final[dict[str, int]] = {
     WORKFLOW_COMMANDS: 4,
     METRIC_WINDOWS: 1,
     METRIC_PARTIALS: 1,
+    METRIC_PANES: 1,
     ANOMALIES: 1,
     ALERTS: 1,
     ALERT_CONTROL: 1,
@@ -41,5 +44,6 @@ PARTITIONS: Final[dict[str, int]] = {
     DEAD_LETTERS: 1,
 }
 
-PROJECTED_TOPICS: Final = tuple(t for t in PARTITIONS if t not in (DEAD_LETTERS, METRIC_PARTIALS))
+INTERNAL_TOPICS: Final = (DEAD_LETTERS, METRIC_PARTIALS, METRIC_PANES)
+PROJECTED_TOPICS: Final = tuple(t for t in PARTITIONS if t not in INTERNAL_TOPICS)
 """Topics whose records the projector archives and projects."""

@@ -1,18 +1,27 @@
-"""Agent ``evaluate_alerts``: alert rules over closed metric windows, the alert lifecycle, notifications.
+"""Agent ``evaluate_alerts``: alert rules over rolling metric windows, the alert lifecycle, notifications.
 
-Input topics: ``metric-windows`` (``MetricWindowClosed``) and ``alert-control``
-(``AlertRuleDefined``, ``AlertRuleDeleted``, ``SilenceCreated``, ``AlertRaised``), one
-partition each: one worker holds every tenant's rules, alert states and
-notification state, which grouping and inhibition need in one place (the
-volume is windows per minute, not events).
+Input topics: ``metric-panes`` (one-second panes of every series from each
+source partition, with its watermark; see ``streams.metrics``), ``anomalies``
+(``AnomalyDetected``) and ``alert-control`` (``AlertRuleDefined``,
+``AlertRuleDeleted``, ``SilenceCreated``, ``AlertRaised``), one partition
+each: one worker holds every tenant's rules, alert states and notification
+state, which grouping and inhibition need in one place (the volume is panes
+per series and second, not events).
 Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
-state; pickled), written after the batch's alerts were acknowledged.
+state, each series' panes of the last window; pickled) and the panes' clock
+under ``__panes__``, written after the batch's alerts were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
 
-Evaluation is ``domain.alerting.evaluate`` at each window's end (event time),
-the code a backtest runs. Notifications are planned by
+Evaluation: when every source partition has finished a pane, each series
+ticks: its rolling window (the metric window's length, ending at the pane's
+end) is summarized and every rule over that series runs
+``domain.alerting.evaluate`` on it, the code a backtest runs over panes
+rebuilt from stored events (``domain.rolling``). Each (partition, pane) is
+applied once, so panes re-sent after a crash change nothing. An
+``anomaly_score`` rule sees the series' latest anomaly score for one window
+after the anomalous window, and 0 otherwise. Notifications are planned by
 ``domain.alerting.plan_notifications`` and delivered by tasks, so a slow or
 dead channel never holds the agent or the other channels; each channel gets up
 to ``DELIVERY_ATTEMPTS`` tries with backoff. A crash between planning and
@@ -22,6 +31,7 @@ it again.
 
 import asyncio
 import logging
+import math
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -30,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from connectors.base import ConnectorError
 from connectors.channels import Channels, channel_name
@@ -47,6 +58,9 @@ from domain.alerting import (
     plan_notifications,
     rule_from_spec,
 )
+from domain.detection import workflow_of
+from domain.rolling import PaneSeries, aligned
+from domain.windows import Clock, Partial, Series, WindowSummary
 from schemas import topics
 from schemas.envelope import Envelope, deterministic_event_id
 from schemas.monitoring import (
@@ -61,14 +75,14 @@ from schemas.monitoring import (
     AlertRuleDefined,
     AlertRuleDeleted,
     AlertRuleSpec,
+    AnomalyDetected,
     ChannelRef,
-    MetricWindowClosed,
     SilenceCreated,
     SilencePayload,
 )
 from schemas.registry import decode, to_json
 from streams.app import app, settings
-from streams.metrics import routed_table
+from streams.metrics import PANES, SOURCE_PARTITIONS, WINDOW, routed_table
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +91,12 @@ DELIVERY_BACKOFF_S = 1.0
 INHIBIT = [InhibitRule(source={"scope": "service"}, target={"scope": "step"}, equal=("service",))]
 """A service's alert mutes the alerts of the steps that call that service."""
 
-alert_input = app.topic(topics.METRIC_WINDOWS, topics.ALERT_CONTROL, value_serializer="raw", key_serializer="raw")
+alert_input = app.topic(
+    topics.METRIC_PANES, topics.ANOMALIES, topics.ALERT_CONTROL, value_serializer="raw", key_serializer="raw"
+)
 alerts_topic = app.topic(topics.ALERTS, value_serializer="raw", key_serializer="raw")
 alert_table = routed_table("alert_state", 1, route=lambda key: 0)
+CLOCK_KEY = b"__panes__"
 
 
 @dataclass
@@ -99,6 +116,12 @@ class TenantAlerts:
     marked: set[str] = field(default_factory=set)
     """Firing alerts already recorded as muted (silenced or inhibited)."""
 
+    series: dict[Series, PaneSeries] = field(default_factory=dict)
+    active: set[Series] = field(default_factory=set)
+    """Series that still tick: panes pending, or the empty panes a quiet series is owed."""
+    anomalies: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    """(scope, key) -> (end of the anomalous window, its highest score)."""
+
     compiled: list[tuple[Rule, AlertRuleSpec]] | None = None
     """The rules in force, parsed; None after a rule changed."""
 
@@ -113,6 +136,31 @@ class TenantAlerts:
 class Store:
     def __init__(self) -> None:
         self.cache: dict[str, TenantAlerts] = {}
+        self.clock: Clock | None = None
+        self.ticked_to = -math.inf
+        self.all_loaded = False
+        self.touched: set[str] = set()
+        """Tenants whose panes changed in this batch."""
+
+    def tenants(self) -> dict[str, TenantAlerts]:
+        """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
+        if not self.all_loaded:
+            for key in list(alert_table.keys()):
+                if bytes(key) != CLOCK_KEY:
+                    self.load(bytes(key).decode())
+            self.all_loaded = True
+        return self.cache
+
+    def load_clock(self) -> Clock:
+        if self.clock is None:
+            raw = alert_table.get(CLOCK_KEY)
+            marks = {int(p): wm for p, wm in orjson.loads(raw).items()} if raw else {}
+            self.clock = Clock(SOURCE_PARTITIONS, marks)
+        return self.clock
+
+    def save_clock(self) -> None:
+        if self.clock is not None:
+            alert_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in self.clock.watermarks.items()})
 
     def load(self, tenant: str) -> TenantAlerts:
         state = self.cache.get(tenant)
@@ -143,22 +191,35 @@ in_flight: set[asyncio.Future[None]] = set()
 
 @app.agent(alert_input)
 async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
-    async for values in stream.take(500, within=0.05):
+    async for events in stream.take_events(500, within=0.05):
         outputs: list[Envelope] = []
         now_by_tenant: dict[str, float] = {}
-        for value in values:
-            good, _bad = decode(value)
+        for event in events:
+            if event.message.topic == topics.METRIC_PANES:
+                add_panes(orjson.loads(event.value))
+                continue
+            good, _bad = decode(event.value)
             for record in good:
                 outputs += apply(store.load(record.tenant_id), record)
                 at = record.occurred_at.timestamp()
                 now_by_tenant[record.tenant_id] = max(at, now_by_tenant.get(record.tenant_id, at))
+        clock = store.load_clock()
+        if clock.watermark > store.ticked_to and settings.workflow_monitoring_enabled:
+            store.ticked_to = clock.watermark
+            for tenant_id, held in store.tenants().items():
+                ticked, last = tick(tenant_id, held, clock.watermark)
+                outputs += ticked
+                if last is not None:
+                    now_by_tenant[tenant_id] = max(last, now_by_tenant.get(tenant_id, last))
         deliveries = [(t, *plan(store.load(t), now=now)) for t, now in now_by_tenant.items()]
         for tenant, _notifications, muted in deliveries:
             outputs += mark_muted(tenant, store.load(tenant), muted)
         sent = [await alerts_topic.send(key=r.tenant_id.encode(), value=to_json(r)) for r in outputs]
         await asyncio.gather(*sent)
-        for tenant in now_by_tenant:
+        for tenant in now_by_tenant.keys() | store.touched:
             store.save(tenant)
+        store.touched.clear()
+        store.save_clock()
         for tenant, notifications, muted in deliveries:
             for message, targets, alerts in notifications:
                 task = asyncio.ensure_future(deliver(tenant, message, targets, alerts))
@@ -197,8 +258,15 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
         tenant.silences = [s for s in tenant.silences if s.ends_at.timestamp() > time.time()] + [record.payload]
     elif isinstance(record, AlertRaised):
         return _raised(tenant, record)
-    elif isinstance(record, MetricWindowClosed) and settings.workflow_monitoring_enabled:
-        return _evaluate(tenant, record)
+    elif isinstance(record, AnomalyDetected) and record.payload.scope and record.payload.key:
+        p = record.payload
+        start = (p.window_start or record.occurred_at).timestamp()
+        end, score = tenant.anomalies.get((str(p.scope), str(p.key)), (-math.inf, 0.0))
+        window_end = start + WINDOW.size_s
+        tenant.anomalies[(str(p.scope), str(p.key))] = (
+            window_end,
+            max(score, p.score) if window_end == end else p.score,
+        )
     return []
 
 
@@ -220,44 +288,93 @@ def _raised(tenant: TenantAlerts, record: AlertRaised) -> list[Envelope]:
     return []
 
 
-def _evaluate(tenant: TenantAlerts, window: MetricWindowClosed) -> list[Envelope]:
-    p = window.payload
-    at = p.window_end.timestamp()
+def add_panes(message: dict[str, Any]) -> None:
+    """Merge one source partition's closed panes into their series, and note its watermark."""
+    partition = message["p"]
+    for items, start, partial in message["partials"]:
+        series: Series = tuple(items)  # (tenant, scope, key, service)
+        tenant = store.load(series[0])
+        state = tenant.series.get(series)
+        if state is None:
+            state = tenant.series[series] = PaneSeries.new(WINDOW.size_s)
+        if state.windows.add(partition, start, Partial.from_json(partial)):
+            tenant.active.add(series)
+            store.touched.add(series[0])
+    if message["wm"] is not None:
+        store.load_clock().report(partition, message["wm"])
+
+
+def tick(tenant_id: str, tenant: TenantAlerts, watermark: float) -> tuple[list[Envelope], float | None]:
+    """Evaluate every rule at each pane all partitions have finished; the events, and the last tick."""
+    events: list[Envelope] = []
+    last: float | None = None
+    for series in sorted(tenant.active):
+        state = tenant.series[series]
+        ticks = state.advance(watermark, PANES)
+        if state.windows.dormant(PANES):
+            tenant.active.discard(series)
+        for at, summary in ticks:
+            events += _evaluate(tenant_id, tenant, series, at, summary)
+            last = at if last is None else max(last, at)
+        if ticks:
+            store.touched.add(tenant_id)
+    return events, last
+
+
+def _value(tenant: TenantAlerts, rule: Rule, series: Series, at: float, summary: WindowSummary) -> float | None:
+    if rule.condition.metric == "anomaly_score":
+        window_end, score = tenant.anomalies.get((series[1], series[2]), (-math.inf, 0.0))
+        return score if window_end <= at < window_end + WINDOW.size_s else 0.0
+    value = getattr(summary, rule.condition.metric, None)
+    return None if value is None else float(value)
+
+
+def _evaluate(
+    tenant_id: str, tenant: TenantAlerts, series: Series, at: float, summary: WindowSummary
+) -> list[Envelope]:
+    _tenant, scope, key, _service = series
+    learn = aligned(at, WINDOW.size_s)
     events: list[Envelope] = []
     for rule, spec in tenant.effective_rules():
-        value = getattr(p, rule.condition.metric, None)
-        if not rule.applies_to(p.scope, p.key) or value is None:
+        if not rule.applies_to(scope, key):
             continue
-        key = (rule.name, p.scope, p.key)
-        state = tenant.states.setdefault(key, AlertState())
-        transition = evaluate(rule, state, value=float(value), at=at)
-        alert_id = deterministic_event_id("alert", window.tenant_id, *key)
-        common = {"occurred_at": p.window_end, "tenant_id": window.tenant_id, "workflow_id": window.workflow_id}
+        value = _value(tenant, rule, series, at, summary)
+        if value is None:
+            continue
+        state_key = (rule.name, scope, key)
+        state = tenant.states.setdefault(state_key, AlertState())
+        transition = evaluate(rule, state, value=value, at=at, learn=learn)
+        if transition is None:
+            continue
+        alert_id = deterministic_event_id("alert", tenant_id, *state_key)
+        occurred_at = datetime.fromtimestamp(at, UTC)
+        common = {"occurred_at": occurred_at, "tenant_id": tenant_id, "workflow_id": workflow_of(series)}
         event_id = deterministic_event_id(alert_id, str(transition), repr(at))
         if transition == "fired":
-            payload = _payload(alert_id, rule, window, float(value), started_at=p.window_end)
+            payload = _payload(alert_id, rule, series, value, started_at=occurred_at)
             tenant.firing[alert_id] = Firing(_alert(alert_id, rule, payload, firing=True), payload, spec.channels)
             events.append(AlertFired(event_id=event_id, payload=payload, **common))
         elif transition == "resolved" and alert_id in tenant.firing:
             firing = tenant.firing[alert_id]
             firing.alert = _alert(alert_id, rule, firing.payload, firing=False)
-            payload = firing.payload.model_copy(update={"value": float(value)})
+            payload = firing.payload.model_copy(update={"value": value})
             events.append(AlertResolved(event_id=event_id, payload=payload, **common))
         elif transition in ("pending", "cleared"):
-            payload = _payload(alert_id, rule, window, float(value), started_at=p.window_end)
+            payload = _payload(alert_id, rule, series, value, started_at=occurred_at)
             kind = AlertPending if transition == "pending" else AlertCleared
             events.append(kind(event_id=event_id, payload=payload, **common))
     return events
 
 
-def _payload(alert_id: str, rule: Rule, window: MetricWindowClosed, value: float, started_at: datetime) -> AlertPayload:
-    p = window.payload
-    labels = {"scope": p.scope, "key": p.key, "severity": rule.severity, **dict(rule.labels)}
-    if window.workflow_id != "all":
-        labels["workflow"] = window.workflow_id
-    if p.service:
-        labels["service"] = p.service
-    summary = f"{p.scope} {p.key}: {rule.condition.metric} {value:g} ({rule.condition})"
+def _payload(alert_id: str, rule: Rule, series: Series, value: float, started_at: datetime) -> AlertPayload:
+    _tenant, scope, key, service = series
+    labels = {"scope": scope, "key": key, "severity": rule.severity, **dict(rule.labels)}
+    workflow = workflow_of(series)
+    if workflow != "all":
+        labels["workflow"] = workflow
+    if service:
+        labels["service"] = service
+    summary = f"{scope} {key}: {rule.condition.metric} {value:g} ({rule.condition})"
     return AlertPayload(alert_id=alert_id, rule=rule.name, severity=rule.severity, labels=labels,
                         annotations={"summary": summary, **dict(rule.annotations)}, value=value,
                         started_at=started_at)  # fmt: skip

@@ -2,13 +2,15 @@
 
 Stage 1, ``aggregate_windows``
     Input topic: ``workflow-events`` (raw bytes, batches of up to 5,000 records).
-    Output topic: ``metric-partials`` (one partition): each source partition's
-    final partial of a (series, window), then its watermark.
+    Output topics: ``metric-partials`` (one partition): each source partition's
+    final partial of a (series, window), then its watermark; and, while
+    alerting is on, ``metric-panes``: the same for one-second panes, which the
+    alert agent merges into rolling windows (``streams.alerts``).
     Table: ``metric_partition_windows`` (source partition -> open windows,
-    watermark and last applied offset), written once per batch, after the
-    partials it closed were acknowledged.
+    watermark and last applied offset; ``<partition>:panes`` -> its panes),
+    written once per batch, after the partials it closed were acknowledged.
     Timer ``advance_idle_partitions`` moves a quiet partition's watermark to
-    wall time, so windows close when traffic stops.
+    wall time, so windows and panes close when traffic stops.
 
 Stage 2, ``close_windows``
     Input topic: ``metric-partials``.
@@ -43,6 +45,7 @@ import orjson
 
 from domain.anomaly import SeriesDetector
 from domain.detection import DEFAULT_THRESHOLD, score_window, window_record
+from domain.rolling import pane_config
 from domain.windows import (
     Clock,
     Partial,
@@ -67,6 +70,10 @@ WINDOW = WindowConfig(
     idle_s=settings.flowledger_metrics_idle_s,
     empty_windows=settings.flowledger_metrics_empty_windows,
 )
+PANES = pane_config(pane_s=settings.flowledger_alert_pane_s, span_s=WINDOW.size_s,
+                    quiet_s=WINDOW.size_s * WINDOW.empty_windows)  # fmt: skip
+PANES_ON = settings.workflow_monitoring_enabled
+"""Panes exist for the alert rules; with monitoring off nobody reads them."""
 SOURCE_PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
 CLOCK_KEY = b"__clock__"
 THRESHOLD = settings.flowledger_anomaly_threshold or DEFAULT_THRESHOLD
@@ -113,11 +120,14 @@ def routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> A
 
 events_topic = app.topic(topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw")
 partials_topic = app.topic(topics.METRIC_PARTIALS, value_serializer="raw", key_serializer="raw", partitions=1)
+panes_topic = app.topic(topics.METRIC_PANES, value_serializer="raw", key_serializer="raw", partitions=1)
 windows_topic = app.topic(topics.METRIC_WINDOWS, value_serializer="raw", key_serializer="raw")
 anomalies_topic = app.topic(topics.ANOMALIES, value_serializer="raw", key_serializer="raw")
 
-partition_windows = routed_table("metric_partition_windows", SOURCE_PARTITIONS, route=int)
-"""Source partition number -> its open windows; each record lives in its own partition's changelog."""
+partition_windows = routed_table(
+    "metric_partition_windows", SOURCE_PARTITIONS, route=lambda key: int(key.split(b":")[0])
+)
+"""Source partition number -> its open windows (``<n>:panes``: its panes); each in its own partition's changelog."""
 series_table = routed_table("metric_series", 1, route=lambda key: 0)
 """Series -> its pending windows and detectors, co-partitioned with ``metric-partials`` (one partition)."""
 
@@ -129,39 +139,42 @@ class Stage1:
     """Open windows per source partition, cached decoded; the table holds the durable copy."""
 
     def __init__(self) -> None:
-        self.cache: dict[int, PartitionWindows] = {}
+        self.cache: dict[bytes, PartitionWindows] = {}
         self.lock = asyncio.Lock()
 
-    def load(self, partition: int, *, now: float) -> PartitionWindows:
-        state = self.cache.get(partition)
+    def load(self, partition: int, *, now: float, panes: bool = False) -> PartitionWindows:
+        key = f"{partition}:panes".encode() if panes else str(partition).encode()
+        state = self.cache.get(key)
         if state is None:
-            raw = partition_windows.get(str(partition).encode())
+            raw = partition_windows.get(key)
             state = (
                 PartitionWindows.from_json(orjson.loads(raw))
                 if raw
                 else PartitionWindows(partition, last_event_wall=now)
             )
-            self.cache[partition] = state
+            self.cache[key] = state
         return state
 
-    async def publish(self, states: list[PartitionWindows]) -> None:
+    async def publish(self, states: list[PartitionWindows], panes: list[PartitionWindows]) -> None:
         """Send what closed and the watermarks; once acknowledged, write the states that say so.
 
-        One message per partition: its closed partials, then its watermark.
+        One message per partition and topic: its closed partials, then its watermark.
         """
         sent = []
-        for state in states:
-            message = {
-                "p": state.partition,
-                "partials": [
-                    [list(series), start, partial.to_json()] for series, start, partial in state.close_ready(WINDOW)
-                ],
-                "wm": state.watermark if math.isfinite(state.watermark) else None,
-            }
-            sent.append(await partials_topic.send(key=b"metrics", value=orjson.dumps(message), partition=0))
+        for topic, config, group in ((partials_topic, WINDOW, states), (panes_topic, PANES, panes)):
+            for state in group:
+                message = {
+                    "p": state.partition,
+                    "partials": [[list(series), start, partial.to_json()]
+                                 for series, start, partial in state.close_ready(config)],
+                    "wm": state.watermark if math.isfinite(state.watermark) else None,
+                }  # fmt: skip
+                sent.append(await topic.send(key=b"metrics", value=orjson.dumps(message), partition=0))
         await asyncio.gather(*sent)
         for state in states:
             partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
+        for state in panes:
+            partition_windows[f"{state.partition}:panes".encode()] = orjson.dumps(state.to_json())
 
 
 stage1 = Stage1()
@@ -175,17 +188,21 @@ async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
             by_partition[event.message.partition].append((event.message.offset, event.value))
         async with stage1.lock:
             now = time.time()
-            states = []
+            states, panes = [], []
             for partition, items in by_partition.items():
                 state = stage1.load(partition, now=now)
-                absorb(state, items, now=now)
+                pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
+                absorb(state, items, now=now, panes=pane)
                 states.append(state)
-            stats.late = sum(s.late_total for s in stage1.cache.values())
-            await stage1.publish(states)
+                panes += [pane] if pane else []
+            stats.late = sum(s.late_total for k, s in stage1.cache.items() if b":" not in k)
+            await stage1.publish(states, panes)
 
 
-def absorb(state: PartitionWindows, items: list[tuple[int, bytes]], *, now: float) -> None:
-    """Decode one partition's records, count them, and add what they observe to its windows."""
+def absorb(
+    state: PartitionWindows, items: list[tuple[int, bytes]], *, now: float, panes: PartitionWindows | None = None
+) -> None:
+    """Decode one partition's records, count them, and add what they observe to its windows (and panes)."""
     seen: list[tuple[str, str]] = []
     for offset, value in items:
         if offset <= state.last_offset:
@@ -193,22 +210,27 @@ def absorb(state: PartitionWindows, items: list[tuple[int, bytes]], *, now: floa
         good, bad = decode(value)
         ingest_stats.skipped += len(bad)
         seen += [(r.tenant_id, r.type) for r in good]
-        state.observe(offset, [o for record in good for o in observations(record)], now=now, config=WINDOW)
+        observed = [o for record in good for o in observations(record)]
+        state.observe(offset, observed, now=now, config=WINDOW)
+        if panes is not None:
+            panes.observe(offset, observed, now=now, config=PANES)
     ingest_stats.counts.observe(seen, now=now)
     stats.events += len(seen)
 
 
-@app.timer(interval=1.0)
+@app.timer(interval=PANES.idle_s / 4)
 async def advance_idle_partitions() -> None:
     if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         return
-    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_EVENTS}
+    assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_EVENTS)
     async with stage1.lock:
         now = time.time()
-        states = [stage1.load(partition, now=now) for partition in sorted(assigned)]
+        states = [stage1.load(partition, now=now) for partition in assigned]
         advanced = [state for state in states if state.idle_advance(now=now, config=WINDOW)]
-        if advanced:
-            await stage1.publish(advanced)
+        panes = [stage1.load(partition, now=now, panes=True) for partition in assigned] if PANES_ON else []
+        panes = [pane for pane in panes if pane.idle_advance(now=now, config=PANES)]
+        if advanced or panes:
+            await stage1.publish(advanced, panes)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import State, Tenant
 from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
+from domain.rolling import pane_config, replay_ticks
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
@@ -188,31 +189,44 @@ class BacktestAlertPublic(BaseModel):
 class BacktestPublic(BaseModel):
     rule: AlertRuleSpec
     series: int
-    windows_evaluated: int
+    ticks_evaluated: int
+    """Rolling-window evaluations replayed: one per pane of each series."""
     alerts: list[BacktestAlertPublic]
 
 
 @router.post("/rules/backtest", response_model=BacktestPublic)
 async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> BacktestPublic:
-    """What a candidate rule would have fired over stored windows, evaluated by the live agent's code."""
+    """What a candidate rule would have fired over stored step and run results, evaluated by the live agent's code."""
     if body.start.tzinfo is None or body.end.tzinfo is None or body.start >= body.end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start and end need zones, and start < end")
     rule = rule_from_spec(_checked(body.rule, state.settings.monitoring_alert_cooldown),
                           default_cooldown_s=state.settings.monitoring_alert_cooldown)  # fmt: skip
-    if rule.condition.metric not in alert_queries.WINDOW_METRICS:
+    if rule.condition.metric not in alert_queries.REPLAYED_METRICS:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"{rule.condition.metric} is not stored per window; backtest one of "
-            f"{', '.join(sorted(alert_queries.WINDOW_METRICS))}",
+            f"{rule.condition.metric} is not rebuilt from stored events; backtest one of "
+            f"{', '.join(sorted(alert_queries.REPLAYED_METRICS))}",
         )
-    points = await run_in_threadpool(
-        alert_queries.series_points, state.warehouse, tenant, scope=rule.scope, match=rule.match,
-        metric=rule.condition.metric, window_s=state.settings.flowledger_metrics_window_s,
-        start=body.start, end=body.end,
-    )  # fmt: skip
-    found = backtest(rule, points)
+    settings = state.settings
+    span_s = settings.flowledger_metrics_window_s
+    config = pane_config(pane_s=settings.flowledger_alert_pane_s, span_s=span_s,
+                         quiet_s=span_s * settings.flowledger_metrics_empty_windows)  # fmt: skip
+    try:
+        observed = await run_in_threadpool(
+            alert_queries.stored_observations, state.warehouse, tenant, scope=rule.scope, match=rule.match,
+            start=body.start - timedelta(seconds=span_s), end=body.end,
+        )  # fmt: skip
+    except alert_queries.TooManyEvents as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    ticks = replay_ticks(observed, end=body.end.timestamp(), config=config, span_s=span_s)
+    metric = rule.condition.metric
+    points = {
+        series[2]: [(at, float(v)) for at, summary in items if (v := getattr(summary, metric)) is not None]
+        for series, items in ticks.items()
+    }
+    found = [a for a in backtest(rule, points, learn_every_s=span_s) if a.fired_at >= body.start.timestamp()]
     return BacktestPublic(
-        rule=body.rule, series=len(points), windows_evaluated=sum(len(p) for p in points.values()),
+        rule=body.rule, series=len(points), ticks_evaluated=sum(len(p) for p in points.values()),
         alerts=[BacktestAlertPublic(
             key=a.key, fired_at=datetime.fromtimestamp(a.fired_at, UTC),
             resolved_at=None if a.resolved_at is None else datetime.fromtimestamp(a.resolved_at, UTC),

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.alerting import AlertState, evaluate, rule_from_spec
-from domain.detection import window_record
-from domain.windows import Observation, Partial, WindowConfig
 from schemas.monitoring import AlertRuleSpec
+from schemas.runs import RunFailed, RunSucceeded
 from tests.integration.conftest import auth, eventually
 
 pytestmark = pytest.mark.integration
@@ -75,37 +74,39 @@ async def test_silences_are_created_and_listed_until_they_expire(http):
     assert (await http.post(f"{BASE}/silences", json={"matchers": {}, "duration_s": 5}, headers=KEY)).status_code == 422
 
 
-async def test_backtest_replays_stored_windows_with_the_live_evaluation(http, producer):
+def run_result(workflow: str, at: float, *, ok: bool):
+    ids = {"event_id": str(uuid.uuid4()), "occurred_at": datetime.fromtimestamp(at, UTC), "tenant_id": "tenant-b",
+           "workflow_id": workflow, "run_id": f"r-{uuid.uuid4().hex[:10]}"}  # fmt: skip
+    return RunSucceeded(**ids, payload={"duration_ms": 80.0}) if ok else RunFailed(**ids, payload={"duration_ms": 80.0})
+
+
+async def test_backtest_rebuilds_rolling_windows_from_stored_runs(http, producer):
+    """A run every 3 s for 20 minutes; minutes 5 to 11 every other run fails. Expected: a brute-force oracle."""
     workflow = f"wf-bt-{uuid.uuid4().hex[:6]}"
-    config = WindowConfig(size_s=60)
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
-    error_rates = [0.0] * 5 + [0.5] * 6 + [0.0] * 4 + [0.25] * 3 + [0.0] * 2
-    records = []
-    for i, rate in enumerate(error_rates):
-        part = Partial()
-        for n in range(20):
-            part.add(Observation(("tenant-b", "workflow", workflow, ""), t0, n >= rate * 20, 100.0, 0.0))
-        records.append(window_record(("tenant-b", "workflow", workflow, ""), t0 + 60 * i, part, config))
-    await producer.send(records)
+    runs = [(t0 + 0.5 + 3 * k, not (100 <= k < 220 and k % 2 == 0)) for k in range(400)]
+    await producer.send([run_result(workflow, at, ok=ok) for at, ok in runs])
 
     spec = {"name": "errors", "condition": "error_rate > 0.1", "match": workflow, "for_s": 60, "cooldown_s": 120}
     body = {"rule": spec, "start": datetime.fromtimestamp(t0, UTC).isoformat(),
-            "end": (datetime.fromtimestamp(t0, UTC) + timedelta(hours=1)).isoformat()}  # fmt: skip
+            "end": datetime.fromtimestamp(t0 + 1200, UTC).isoformat()}  # fmt: skip
 
     async def replayed():
         r = await http.post(f"{BASE}/rules/backtest", json=body, headers=KEY)
         assert r.status_code == 200, r.text
-        return r.json() if r.json()["windows_evaluated"] == len(error_rates) else None
+        return r.json() if r.json()["alerts"] and r.json()["alerts"][-1]["resolved_at"] else None
 
     result = await eventually(replayed)
-    rule, state = rule_from_spec(AlertRuleSpec.model_validate(spec)), AlertState()
-    live = [
-        (t0 + 60 * (i + 1), evaluate(rule, state, value=v, at=t0 + 60 * (i + 1))) for i, v in enumerate(error_rates)
-    ]
-    fired = [datetime.fromtimestamp(at, UTC) for at, t in live if t == "fired"]
-    resolved = [datetime.fromtimestamp(at, UTC) for at, t in live if t == "resolved"]
+    rule, state, oracle = rule_from_spec(AlertRuleSpec.model_validate(spec)), AlertState(), []
+    for tick in range(int(t0) + 1, int(t0) + 1200):
+        inside = [ok for at, ok in runs if tick - 60 <= at < tick]
+        rate = inside.count(False) / len(inside) if inside else 0.0
+        oracle.append((tick, evaluate(rule, state, value=rate, at=tick, learn=tick % 60 == 0)))
+    fired = [datetime.fromtimestamp(at, UTC) for at, t in oracle if t == "fired"]
+    resolved = [datetime.fromtimestamp(at, UTC) for at, t in oracle if t == "resolved"]
     got = [(datetime.fromisoformat(a["fired_at"]), datetime.fromisoformat(a["resolved_at"])) for a in result["alerts"]]
-    assert got == list(zip(fired, resolved, strict=True)) and len(got) == 2
-    assert [a["notifications"] for a in result["alerts"]] == [3, 1]  # 5 minutes firing / 2-minute cooldown; 2 minutes
+    assert got == list(zip(fired, resolved, strict=True)) and len(got) == 1
+    assert got[0][0] - datetime.fromtimestamp(t0, UTC) == timedelta(seconds=373)  # 3rd failure at 312.5 s, held 60 s
+    assert result["alerts"][0]["notifications"] == 3  # firing 373 s .. 703 s, one per 2-minute cooldown
     anomaly = {**body, "rule": {**spec, "condition": "anomaly_score > 0.9"}}
     assert (await http.post(f"{BASE}/rules/backtest", json=anomaly, headers=KEY)).status_code == 422

@@ -199,3 +199,11 @@ def test_a_bad_spec_is_refused_with_the_reason(condition):
 
     with pytest.raises(RuleError, match="condition"):
         rule_from_spec(AlertRuleSpec(name="r", condition=condition))
+
+
+def test_only_learning_ticks_teach_the_baseline():
+    rule = Rule("slow", Condition.parse("latency_p95_ms > 2 x baseline"))
+    state = AlertState()
+    for i in range(30):
+        evaluate(rule, state, value=100.0 if i % 5 == 0 else 900.0, at=float(i), learn=i % 5 == 0)
+    assert state.baseline == 100.0 and state.baseline_points == 6

@@ -1,0 +1,123 @@
+"""Rolling windows over short panes (pure): the values alert rules see every second.
+
+Alert rules are evaluated the way Prometheus evaluates them: at every tick
+over the last ``span_s`` (the rule's range), not once per closed tumbling
+window. A rule then fires within about a pane of its condition becoming true
+instead of up to a whole window later.
+
+Panes are tumbling windows of ``pane_s`` (one second by default), aggregated
+per source partition and merged across partitions by the code that builds
+metric windows (``domain.windows``). ``Rolling`` keeps one series' panes of the
+last ``span_s`` and their running total: each tick adds the newest pane and
+takes out the one that left, so a tick costs the same whatever the span. At a
+tick that ends a tumbling window (``aligned``) the rolling value equals that
+window's value, which is when rules learn their baselines.
+
+A backtest rebuilds the same panes from stored events with ``replay_ticks``
+and sees the values the live agent saw, for every event that reached the
+agent within the pane grace (a later one is counted in the pane open when it
+arrived, live, and in its own pane in a backtest).
+
+>>> cfg = pane_config(pane_s=1.0, span_s=3.0, quiet_s=10.0)
+>>> wf = ("t", "workflow", "wf", "")
+>>> obs = [Observation(wf, t=t, ok=t < 2, duration_ms=10.0, cost=0.0) for t in (0.5, 1.5, 2.5)]
+>>> [(at, s.count, round(s.error_rate, 2)) for at, s in replay_ticks(obs, end=6.0, config=cfg, span_s=3.0)[wf]]
+[(1.0, 1, 0.0), (2.0, 2, 0.0), (3.0, 3, 0.33), (4.0, 2, 0.5), (5.0, 1, 1.0)]
+"""
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from domain.windows import (
+    Observation,
+    Partial,
+    PartitionWindows,
+    Series,
+    SeriesWindows,
+    WindowConfig,
+    WindowSummary,
+    summarize,
+)
+
+PANE_S = 1.0
+PANE_GRACE_S = 0.25
+PANE_IDLE_S = 1.0
+
+
+def pane_config(
+    *, pane_s: float = PANE_S, span_s: float, quiet_s: float, grace_s: float = PANE_GRACE_S
+) -> WindowConfig:
+    """Panes of ``pane_s``; a quiet series keeps being evaluated (on empty panes) for ``quiet_s``.
+
+    ``quiet_s`` is at least one span, so a series that stops still reaches a
+    window without events (an error-rate alert resolves, ``throughput == 0``
+    holds) before it goes dormant.
+    """
+    quiet_panes = round(max(quiet_s, span_s) / pane_s)
+    return WindowConfig(size_s=pane_s, grace_s=grace_s, idle_s=PANE_IDLE_S, empty_windows=quiet_panes,
+                        late_to_current_s=span_s)  # fmt: skip
+
+
+def aligned(at: float, span_s: float) -> bool:
+    """True at a tick that ends a tumbling window of ``span_s`` (epoch-aligned)."""
+    ratio = at / span_s
+    return abs(ratio - round(ratio)) < 1e-9
+
+
+@dataclass
+class Rolling:
+    """The last ``span_s`` of one series' panes and their total."""
+
+    span_s: float
+    panes: deque[tuple[float, Partial]] = field(default_factory=deque)
+    total: Partial = field(default_factory=Partial)
+
+    def push(self, start: float, partial: Partial, pane_s: float) -> float:
+        """Add the pane starting at ``start``; returns the tick it completes (its end)."""
+        end = start + pane_s
+        self.panes.append((start, partial))
+        self.total.merge(partial)
+        while self.panes and self.panes[0][0] < end - self.span_s - 1e-9:
+            self.total.subtract(self.panes.popleft()[1])
+        return end
+
+    def summary(self) -> WindowSummary:
+        return summarize(self.total, self.span_s)
+
+
+@dataclass
+class PaneSeries:
+    """One series as the alert agent holds it: panes being merged, and the rolling window they feed."""
+
+    windows: SeriesWindows
+    rolling: Rolling
+
+    @classmethod
+    def new(cls, span_s: float) -> "PaneSeries":
+        return cls(SeriesWindows(), Rolling(span_s))
+
+    def advance(self, watermark: float, config: WindowConfig) -> list[tuple[float, WindowSummary]]:
+        """Close the panes every partition has finished; one (tick, rolling summary) per pane, oldest first."""
+        return [
+            (self.rolling.push(start, partial, config.size_s), self.rolling.summary())
+            for start, partial in self.windows.close(watermark, config)
+        ]
+
+
+def replay_ticks(
+    observations: Iterable[Observation], *, end: float, config: WindowConfig, span_s: float
+) -> dict[Series, list[tuple[float, WindowSummary]]]:
+    """The ticks the live agent would have evaluated, from stored observations, up to ``end``.
+
+    Observations go through one partition's panes in time order and then the
+    same merge and rolling code as live, with the watermark at ``end``.
+    """
+    partition = PartitionWindows(0)
+    for offset, obs in enumerate(sorted(observations, key=lambda o: o.t)):
+        partition.observe(offset, [obs], now=0.0, config=config)
+    partition.watermark = max(partition.watermark, end)
+    series: dict[Series, PaneSeries] = {}
+    for key, start, partial in partition.close_ready(config):
+        series.setdefault(key, PaneSeries.new(span_s)).windows.add(0, start, partial)
+    return {key: state.advance(end, config) for key, state in sorted(series.items())}

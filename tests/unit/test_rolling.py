@@ -1,0 +1,118 @@
+"""Rolling windows over panes: running totals equal a recount, replays equal a brute-force oracle."""
+
+import random
+
+import pytest
+
+from domain.rolling import PaneSeries, Rolling, aligned, pane_config, replay_ticks
+from domain.sketch import QuantileSketch
+from domain.windows import Observation, Partial, PartitionWindows, WindowConfig
+
+WF = ("acme", "workflow", "wf-1", "")
+
+
+def obs(t: float, ok: bool = True, ms: float = 100.0) -> Observation:
+    return Observation(WF, t, ok, ms, 0.0)
+
+
+def brute_force(items: list[Observation], tick: float, span_s: float) -> tuple[int, int, float | None]:
+    inside = [o for o in items if tick - span_s <= o.t < tick]
+    sketch = QuantileSketch()
+    for o in inside:
+        sketch.add(o.duration_ms or 0.0)
+    return len(inside), sum(not o.ok for o in inside), sketch.quantile(0.95)
+
+
+def test_sketch_subtract_undoes_merge_exactly():
+    a, b = QuantileSketch(), QuantileSketch()
+    for v in (1.0, 5.0, 5.0, 80.0):
+        a.add(v)
+    for v in (5.0, 300.0):
+        b.add(v)
+    merged = QuantileSketch.from_buckets(a.to_buckets())
+    merged.merge(b)
+    merged.subtract(b)
+    assert merged.buckets == a.buckets and merged.count == a.count
+
+
+def test_rolling_total_equals_a_recount_of_its_panes():
+    rng = random.Random(3)
+    rolling, panes = Rolling(span_s=10.0), []
+    for start in range(100):
+        part = Partial()
+        for _ in range(rng.randrange(0, 4)):
+            part.add(obs(start + 0.5, ok=rng.random() > 0.3, ms=rng.uniform(1, 500)))
+        panes.append((float(start), part))
+        tick = rolling.push(float(start), part, 1.0)
+        expected = Partial()
+        for s, p in panes:
+            if tick - 10.0 <= s < tick:
+                expected.merge(p)
+        got = rolling.total
+        assert (got.count, got.failures, got.sketch.buckets) == (expected.count, expected.failures,
+                                                                 expected.sketch.buckets)  # fmt: skip
+
+
+@pytest.mark.parametrize("span_s", [1.0, 5.0, 60.0])
+def test_replayed_ticks_equal_a_brute_force_oracle(span_s):
+    rng = random.Random(int(span_s))
+    items = [obs(1000 + rng.uniform(0, 120), ok=rng.random() > 0.2, ms=rng.uniform(5, 900)) for _ in range(400)]
+    config = pane_config(span_s=span_s, quiet_s=span_s)
+    ticks = replay_ticks(items, end=1200.0, config=config, span_s=span_s)[WF]
+    assert ticks[0][0] == 1001.0 and [b - a for (a, _), (b, _) in zip(ticks, ticks[1:], strict=False)] == [1.0] * (
+        len(ticks) - 1
+    )
+    for tick, summary in ticks:
+        count, failures, p95 = brute_force(items, tick, span_s)
+        assert (summary.count, summary.failures) == (count, failures), tick
+        if p95 is not None:
+            assert summary.latency_p95_ms == pytest.approx(p95, rel=1e-3)
+
+
+def test_a_quiet_series_ticks_until_one_span_without_events_then_stops():
+    config = pane_config(span_s=5.0, quiet_s=5.0)
+    ticks = replay_ticks([obs(100.2, ok=False)], end=200.0, config=config, span_s=5.0)[WF]
+    assert [(at, s.count, s.error_rate) for at, s in ticks] == [
+        (101.0, 1, 1.0), (102.0, 1, 1.0), (103.0, 1, 1.0), (104.0, 1, 1.0), (105.0, 1, 1.0), (106.0, 0, 0.0),
+    ]  # fmt: skip
+
+
+def test_panes_merge_across_partitions_and_wait_for_the_slowest():
+    config = pane_config(span_s=3.0, quiet_s=3.0)
+    series = PaneSeries.new(3.0)
+    series.windows.add(0, 10.0, Partial(count=2, successes=2))
+    series.windows.add(1, 10.0, Partial(count=1, failures=1))
+    assert not series.windows.add(1, 10.0, Partial(count=1, failures=1))  # sent again after a restart
+    [(at, summary)] = series.advance(11.5, config)
+    assert (at, summary.count, summary.failures) == (11.0, 3, 1)
+    assert series.advance(11.6, config) == []  # nothing new: the next pane is not finished
+
+
+@pytest.mark.parametrize(
+    ("t", "joins_current"),
+    [
+        (99.9, True),  # a little late: counted in the open pane, so no failure is missed
+        (45.0, True),  # within a span of the watermark
+        (30.0, False),  # older than a span: a backfill, only counted as late
+    ],
+)
+def test_late_events_join_the_open_pane_only_when_recent(t, joins_current):
+    config = pane_config(span_s=60.0, quiet_s=60.0)
+    part = PartitionWindows(0)
+    part.observe(0, [obs(101.0)], now=0.0, config=config)
+    part.observe(1, [obs(t, ok=False)], now=0.0, config=config)
+    current = part.open[(WF, 101.0)]
+    assert current.late == 1 and current.failures == (1 if joins_current else 0)
+
+
+def test_windows_never_move_late_events():
+    config = WindowConfig(size_s=60, grace_s=5)
+    part = PartitionWindows(0)
+    part.observe(0, [obs(200.0)], now=0.0, config=config)
+    part.observe(1, [obs(100.0, ok=False)], now=0.0, config=config)
+    assert part.open[(WF, 180.0)].failures == 0 and part.late_total == 1
+
+
+@pytest.mark.parametrize(("at", "span", "expected"), [(120.0, 60.0, True), (121.0, 60.0, False), (30.0, 10.0, True)])
+def test_aligned_ticks_end_a_tumbling_window(at, span, expected):
+    assert aligned(at, span) is expected
