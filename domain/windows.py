@@ -248,6 +248,14 @@ class Clock:
             return -math.inf
         return min(self.watermarks.values())
 
+    def to_json(self) -> dict[str, float]:
+        return {str(p): wm for p, wm in self.watermarks.items()}
+
+    @classmethod
+    def from_json(cls, partitions: int, data: Mapping[str, float] | None) -> "Clock":
+        """From ``to_json`` output; None: a clock nobody has reported to yet."""
+        return cls(partitions, {int(p): wm for p, wm in (data or {}).items()})
+
 
 @dataclass
 class SeriesWindows:

@@ -74,9 +74,7 @@ def stored_observations(
         })  # fmt: skip
         if isinstance(record, str):
             continue  # the projector stored only valid events; an old shape without an upcaster is skipped
-        found += [
-            o for o in observations(record) if o.series[1] == scope and fnmatch.fnmatchcase(o.series[2], match)
-        ]
+        found += [o for o in observations(record) if o.series[1] == scope and fnmatch.fnmatchcase(o.series[2], match)]
     return found
 
 

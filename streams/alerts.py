@@ -154,13 +154,12 @@ class Store:
     def load_clock(self) -> Clock:
         if self.clock is None:
             raw = alert_table.get(CLOCK_KEY)
-            marks = {int(p): wm for p, wm in orjson.loads(raw).items()} if raw else {}
-            self.clock = Clock(SOURCE_PARTITIONS, marks)
+            self.clock = Clock.from_json(SOURCE_PARTITIONS, orjson.loads(raw) if raw else None)
         return self.clock
 
     def save_clock(self) -> None:
         if self.clock is not None:
-            alert_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in self.clock.watermarks.items()})
+            alert_table[CLOCK_KEY] = orjson.dumps(self.clock.to_json())
 
     def load(self, tenant: str) -> TenantAlerts:
         state = self.cache.get(tenant)

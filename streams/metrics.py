@@ -281,8 +281,7 @@ class Stage2:
     def load_clock(self) -> Clock:
         if self.clock is None:
             raw = series_table.get(CLOCK_KEY)
-            marks = {int(p): wm for p, wm in orjson.loads(raw).items()} if raw else {}
-            self.clock = Clock(SOURCE_PARTITIONS, marks)
+            self.clock = Clock.from_json(SOURCE_PARTITIONS, orjson.loads(raw) if raw else None)
         return self.clock
 
     def pending_series(self) -> set[bytes]:
@@ -320,7 +319,7 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
             await _close_ready(clock.watermark, pending, touched)
         else:
             _write(touched)
-        series_table[CLOCK_KEY] = orjson.dumps({str(p): wm for p, wm in clock.watermarks.items()})
+        series_table[CLOCK_KEY] = orjson.dumps(clock.to_json())
 
 
 async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes]) -> None:
