@@ -16,7 +16,8 @@ window's value, which is when rules learn their baselines.
 A backtest rebuilds the same panes from stored events with ``replay_ticks``
 and sees the values the live agent saw, for every event that reached the
 agent within the pane grace (a later one is counted in the pane open when it
-arrived, live, and in its own pane in a backtest).
+arrived, live, and in its own pane in a backtest) and within ``live``'s
+bounds of the worker's clock.
 
 >>> cfg = pane_config(pane_s=1.0, span_s=3.0, quiet_s=10.0)
 >>> wf = ("t", "workflow", "wf", "")
@@ -43,6 +44,17 @@ from domain.windows import (
 PANE_S = 1.0
 PANE_GRACE_S = 0.25
 PANE_IDLE_S = 1.0
+LIVE_BEHIND_S = 600.0
+LIVE_AHEAD_S = 5.0
+"""Rules watch the present: only events between ``LIVE_BEHIND_S`` before and ``LIVE_AHEAD_S`` after the worker's
+clock are cut into panes. Older ones (a backlog after a long outage, a backfill) and ones from a clock far ahead
+still count in metric windows and backtests, but they neither flood the rolling windows with thousands of panes at
+once nor move the panes' watermark into the future."""
+
+
+def live(observations: Iterable[Observation], *, now: float) -> list[Observation]:
+    """The observations recent enough for the rolling windows of the alert rules."""
+    return [o for o in observations if now - LIVE_BEHIND_S <= o.t <= now + LIVE_AHEAD_S]
 
 
 def pane_config(

@@ -10,8 +10,9 @@ per series and second, not events).
 Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
-state, each series' panes of the last window; pickled) and the panes' clock
-under ``__panes__``, written after the batch's alerts were acknowledged.
+state; ``\x1e<series>`` -> that series' panes of the last window; pickled)
+and the panes' clock under ``__panes__``, written after the batch's alerts
+were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
 
 Evaluation: when every source partition has finished a pane, each series
@@ -116,7 +117,6 @@ class TenantAlerts:
     marked: set[str] = field(default_factory=set)
     """Firing alerts already recorded as muted (silenced or inhibited)."""
 
-    series: dict[Series, PaneSeries] = field(default_factory=dict)
     active: set[Series] = field(default_factory=set)
     """Series that still tick: panes pending, or the empty panes a quiet series is owed."""
     anomalies: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
@@ -140,13 +140,16 @@ class Store:
         self.ticked_to = -math.inf
         self.all_loaded = False
         self.touched: set[str] = set()
-        """Tenants whose panes changed in this batch."""
+        """Tenants whose state changed in this batch."""
+        self.panes: dict[Series, PaneSeries] = {}
+        self.touched_series: set[Series] = set()
+        """Series whose panes changed in this batch: each series is its own record, kept well under a message's size."""
 
     def tenants(self) -> dict[str, TenantAlerts]:
         """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
         if not self.all_loaded:
             for key in list(alert_table.keys()):
-                if bytes(key) != CLOCK_KEY:
+                if bytes(key) != CLOCK_KEY and not bytes(key).startswith(SERIES_PREFIX):
                     self.load(bytes(key).decode())
             self.all_loaded = True
         return self.cache
@@ -171,6 +174,26 @@ class Store:
 
     def save(self, tenant: str) -> None:
         alert_table[tenant.encode()] = pickle.dumps(self.cache[tenant])
+
+    def load_series(self, series: Series) -> PaneSeries:
+        state = self.panes.get(series)
+        if state is None:
+            raw = alert_table.get(series_key(series))
+            state = pickle.loads(raw) if raw else PaneSeries.new(WINDOW.size_s)  # noqa: S301 - written here only
+            self.panes[series] = state
+        return state
+
+    def save_series(self) -> None:
+        for series in self.touched_series:
+            alert_table[series_key(series)] = pickle.dumps(self.panes[series])
+        self.touched_series.clear()
+
+
+SERIES_PREFIX = b"\x1e"
+
+
+def series_key(series: Series) -> bytes:
+    return SERIES_PREFIX + "\x1f".join(series).encode()
 
 
 store = Store()
@@ -218,6 +241,7 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
         for tenant in now_by_tenant.keys() | store.touched:
             store.save(tenant)
         store.touched.clear()
+        store.save_series()
         store.save_clock()
         for tenant, notifications, muted in deliveries:
             for message, targets, alerts in notifications:
@@ -292,13 +316,11 @@ def add_panes(message: dict[str, Any]) -> None:
     partition = message["p"]
     for items, start, partial in message["partials"]:
         series: Series = tuple(items)  # (tenant, scope, key, service)
-        tenant = store.load(series[0])
-        state = tenant.series.get(series)
-        if state is None:
-            state = tenant.series[series] = PaneSeries.new(WINDOW.size_s)
+        state = store.load_series(series)
         if state.windows.add(partition, start, Partial.from_json(partial)):
-            tenant.active.add(series)
+            store.load(series[0]).active.add(series)
             store.touched.add(series[0])
+            store.touched_series.add(series)
     if message["wm"] is not None:
         store.load_clock().report(partition, message["wm"])
 
@@ -308,7 +330,7 @@ def tick(tenant_id: str, tenant: TenantAlerts, watermark: float) -> tuple[list[E
     events: list[Envelope] = []
     last: float | None = None
     for series in sorted(tenant.active):
-        state = tenant.series[series]
+        state = store.load_series(series)
         ticks = state.advance(watermark, PANES)
         if state.windows.dormant(PANES):
             tenant.active.discard(series)
@@ -317,6 +339,7 @@ def tick(tenant_id: str, tenant: TenantAlerts, watermark: float) -> tuple[list[E
             last = at if last is None else max(last, at)
         if ticks:
             store.touched.add(tenant_id)
+            store.touched_series.add(series)
     return events, last
 
 

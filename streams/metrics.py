@@ -45,7 +45,7 @@ import orjson
 
 from domain.anomaly import SeriesDetector
 from domain.detection import DEFAULT_THRESHOLD, score_window, window_record
-from domain.rolling import pane_config
+from domain.rolling import live, pane_config
 from domain.windows import (
     Clock,
     Partial,
@@ -163,13 +163,10 @@ class Stage1:
         sent = []
         for topic, config, group in ((partials_topic, WINDOW, states), (panes_topic, PANES, panes)):
             for state in group:
-                message = {
-                    "p": state.partition,
-                    "partials": [[list(series), start, partial.to_json()]
-                                 for series, start, partial in state.close_ready(config)],
-                    "wm": state.watermark if math.isfinite(state.watermark) else None,
-                }  # fmt: skip
-                sent.append(await topic.send(key=b"metrics", value=orjson.dumps(message), partition=0))
+                closed = [[list(series), start, p.to_json()] for series, start, p in state.close_ready(config)]
+                watermark = state.watermark if math.isfinite(state.watermark) else None
+                for message in pack(state.partition, closed, watermark):
+                    sent.append(await topic.send(key=b"metrics", value=message, partition=0))
         await asyncio.gather(*sent)
         for state in states:
             partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
@@ -178,6 +175,28 @@ class Stage1:
 
 
 stage1 = Stage1()
+MAX_MESSAGE_BYTES = 256 * 1024
+"""Well under Kafka's default 1 MB request: a jump in event time can close thousands of panes at once."""
+
+
+def pack(partition: int, closed: list[Any], watermark: float | None, max_bytes: int = MAX_MESSAGE_BYTES) -> list[bytes]:
+    """One partition's closed partials in messages of at most about ``max_bytes``, the watermark on the last one.
+
+    The next stage reads the watermark only after every partial before it, so
+    a window never closes with a partial still in flight.
+    """
+    encoded = [orjson.dumps(item) for item in closed]
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for item in encoded:
+        if chunks[-1] and size + len(item) > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item) + 1
+    head = b'{"p":%d,"partials":[' % partition
+    marks = [b"null"] * (len(chunks) - 1) + [orjson.dumps(watermark)]
+    return [head + b",".join(chunk) + b'],"wm":' + mark + b"}" for chunk, mark in zip(chunks, marks, strict=True)]
 
 
 @app.agent(events_topic)
@@ -213,7 +232,7 @@ def absorb(
         observed = [o for record in good for o in observations(record)]
         state.observe(offset, observed, now=now, config=WINDOW)
         if panes is not None:
-            panes.observe(offset, observed, now=now, config=PANES)
+            panes.observe(offset, live(observed, now=now), now=now, config=PANES)
     ingest_stats.counts.observe(seen, now=now)
     stats.events += len(seen)
 

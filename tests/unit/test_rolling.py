@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from domain.rolling import PaneSeries, Rolling, aligned, pane_config, replay_ticks
+from domain.rolling import PaneSeries, Rolling, aligned, live, pane_config, replay_ticks
 from domain.sketch import QuantileSketch
 from domain.windows import Observation, Partial, PartitionWindows, WindowConfig
 
@@ -116,3 +116,11 @@ def test_windows_never_move_late_events():
 @pytest.mark.parametrize(("at", "span", "expected"), [(120.0, 60.0, True), (121.0, 60.0, False), (30.0, 10.0, True)])
 def test_aligned_ticks_end_a_tumbling_window(at, span, expected):
     assert aligned(at, span) is expected
+
+
+@pytest.mark.parametrize(
+    ("t", "kept"),
+    [(1000.0, True), (1004.0, True), (1006.0, False), (401.0, True), (399.0, False)],
+)
+def test_only_events_near_the_present_feed_the_rolling_windows(t, kept):
+    assert (live([obs(t)], now=1000.0) != []) is kept

@@ -50,3 +50,18 @@ def test_run_states_are_written_behind_one_record_per_run_per_flush():
     assert states["run-1"] == b"5" and encoded == [b"5"]  # a read encodes the latest value
     states.flush()
     assert table[b"run-1"] == b"5" and encoded == [b"5"]  # once; the overwritten value never
+
+
+def test_closed_partials_are_packed_in_bounded_messages_with_the_watermark_last():
+    import orjson
+
+    from streams.metrics import pack
+
+    closed = [[["t", "step", f"wf/s{i}", "svc"], 60.0 * i, {"n": i, "sk": {"1": i}}] for i in range(500)]
+    messages = pack(3, closed, 1234.5, max_bytes=4096)
+    decoded = [orjson.loads(m) for m in messages]
+    assert len(messages) > 1 and all(len(m) <= 4096 + 200 for m in messages)
+    assert [item for d in decoded for item in d["partials"]] == closed
+    assert [d["wm"] for d in decoded] == [None] * (len(decoded) - 1) + [1234.5]
+    assert {d["p"] for d in decoded} == {3}
+    assert [orjson.loads(m) for m in pack(0, [], None)] == [{"p": 0, "partials": [], "wm": None}]
