@@ -95,7 +95,8 @@ _RETRY_AFTER = re.compile(
     r"|(?:try again|retry|wait)(?: for)?(?: in| after)? (\d+(?:\.\d+)?)\s*" + _UNIT + r"\b"
 )
 _SERVICE_PATTERNS = tuple(
-    (service, re.compile(r"\b(?:" + "|".join(re.escape(n) for n in needles) + r")\b")) for service, needles in SERVICES
+    (service, needles, re.compile(r"\b(?:" + "|".join(re.escape(n) for n in needles) + r")\b"))
+    for service, needles in SERVICES
 )
 _TEXT_KEYS = frozenset(
     {
@@ -291,7 +292,7 @@ def _smtp_codes(lowered: str, numbers: list[re.Match[str]]) -> tuple[int, str | 
 
 
 def _three_digit_numbers(lowered: str) -> list[re.Match[str]]:
-    return [m for m in _NUMBER.finditer(lowered) if len(m.group()) == 3 and m.group()[0] in "12345"]
+    return [m for m in _NUMBER.finditer(lowered) if len(m[0]) == 3 and m[0][0] in "12345" and m[0].isdigit()]
 
 
 def _status_in_text(lowered: str, numbers: list[re.Match[str]]) -> int | None:
@@ -375,7 +376,7 @@ def _transient(error_class: ErrorClass, evidence: list[Evidence], prepared: _Pre
 
 def _service(raw: str, prepared: _Prepared) -> str | None:
     lowered = raw.lower()
-    for service, pattern in _SERVICE_PATTERNS:
-        if pattern.search(lowered):
+    for service, needles, whole_word in _SERVICE_PATTERNS:
+        if any(n in lowered for n in needles) and whole_word.search(lowered):  # substring first: much faster
             return service
     return "slack" if prepared.slack_shape else None

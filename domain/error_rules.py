@@ -76,12 +76,13 @@ HTTP_STATUS: dict[int, Rule] = {
 """HTTP status -> class. Any other 4xx is a weak ``bad_input``, any other 5xx ``upstream_5xx``."""
 
 SMTP_REPLY: dict[int, Rule] = {
-    421: (_U, 2.0), 450: (_U, 1.5), 451: (_U, 2.0), 452: (_Q, 2.0), 454: (_C, 1.5), 500: (_B, 2.0),
+    421: (_U, 2.0), 450: (_U, 1.5), 451: (_U, 2.0), 452: (_Q, 2.0), 500: (_B, 2.0),
     501: (_B, 2.0), 502: (_B, 1.5), 503: (_B, 1.5), 504: (_B, 1.5), 530: (_C, 2.5), 534: (_C, 2.5),
     535: (_C, 3.0), 538: (_C, 2.0), 550: (_F, 2.0), 551: (_F, 2.0), 552: (_Q, 2.0), 553: (_B, 2.0),
     554: (_B, 1.0), 555: (_B, 2.0),
 }  # fmt: skip
-"""SMTP reply code (RFC 5321 4.2.3, RFC 4954 for 454/530/534/535/538) -> class."""
+"""SMTP reply code (RFC 5321 4.2.3, RFC 4954 for 530/534/535/538) -> class. 454 is left out: it means a
+temporary authentication failure (RFC 4954) or TLS not available (RFC 3207), so its text decides."""
 
 SMTP_ENHANCED: dict[str, Rule] = {
     # subject.detail of class.subject.detail (RFC 3463); the class digit says transient (4) or permanent (5)
@@ -125,11 +126,12 @@ PHRASES: dict[str, Rule] = {
     "no permission": (_C, 2.5), "not allowed": (_C, 1.0), "account inactive": (_C, 3.0),
     "signature does not match": (_C, 3.0), "invalid signature": (_C, 3.0), "login": (_C, 1.5),
     "authorization": (_C, 1.5), "not accessible": (_C, 2.5), "restricted resource": (_C, 3.0),
-    "access not granted": (_C, 2.5),
+    "access not granted": (_C, 2.5), "insufficient access": (_C, 3.0),
+    "relay access denied": (_C, 4.0), "authentication failure": (_C, 3.0),
     # quota_exhausted: an allowance that resets daily or monthly, or storage that is full
     "quota": (_Q, 3.0), "quota exceeded": (_Q, 4.0), "over quota": (_Q, 3.0),
-    "insufficient quota": (_Q, 3.0), "daily limit": (_Q, 3.5), "per day": (_Q, 3.0),
-    "daily": (_Q, 1.0), "monthly": (_Q, 2.0), "usage limit": (_Q, 2.5), "usage limits": (_Q, 2.5),
+    "insufficient quota": (_Q, 3.0), "daily limit": (_Q, 6.0), "per day": (_Q, 5.0),
+    "daily": (_Q, 1.5), "monthly": (_Q, 2.0), "usage limit": (_Q, 2.5), "usage limits": (_Q, 2.5),
     "limit exceeded": (_Q, 1.5), "limit reached": (_Q, 1.5), "request limit": (_Q, 2.5),
     "total requests": (_Q, 2.5), "mailbox full": (_Q, 3.0), "mailbox is full": (_Q, 3.0),
     "insufficient storage": (_Q, 3.0), "insufficient space": (_Q, 3.0), "storage limit": (_Q, 3.0),
@@ -140,8 +142,8 @@ PHRASES: dict[str, Rule] = {
     "ratelimited": (_R, 3.0), "ratelimit": (_R, 3.0), "rate exceeded": (_R, 3.0),
     "too many requests": (_R, 3.0), "too many concurrent": (_R, 3.0), "too many connections": (_R, 2.5),
     "too many write operations": (_R, 3.0), "throttled": (_R, 3.0), "throttling": (_R, 3.0),
-    "throttle": (_R, 3.0), "slow down": (_R, 3.0), "secondly": (_R, 3.0), "per minute": (_R, 3.0),
-    "per second": (_R, 3.0), "per 100": (_R, 3.0), "concurrent requests": (_R, 2.0),
+    "throttle": (_R, 3.0), "slow down": (_R, 3.0), "secondly": (_R, 3.0), "per minute": (_R, 4.0),
+    "per second": (_R, 4.0), "per 100": (_R, 4.0), "resource exhausted": (_R, 2.0), "concurrent requests": (_R, 2.0),
     "request rate": (_R, 2.0), "throughput exceeded": (_R, 3.0), "too quickly": (_R, 2.5),
     "at a rate": (_R, 2.0), "try again later": (_R, 1.0), "retry after": (_R, 1.0),
     # timeout
@@ -177,7 +179,7 @@ PHRASES: dict[str, Rule] = {
     "not in channel": (_F, 3.0), "is archived": (_F, 2.5), "archived": (_F, 1.5),
     "mailbox unavailable": (_F, 2.5), "address rejected": (_F, 2.0), "not enabled": (_F, 2.5),
     "is disabled": (_F, 2.5), "are disabled": (_F, 2.5), "disabled": (_F, 1.5),
-    "not been used": (_F, 3.0), "not configured": (_F, 3.0), "misconfigured": (_F, 3.0),
+    "not been used": (_F, 3.0), "not verified": (_F, 2.5), "not configured": (_F, 3.0), "misconfigured": (_F, 3.0),
     "misconfiguration": (_F, 3.0), "no longer available": (_F, 2.0), "deprecated": (_F, 2.0),
     "gone": (_F, 1.5), "not shared": (_F, 2.5),
     # bad_input: the request (or the data it carried) was invalid
@@ -197,7 +199,7 @@ PHRASES: dict[str, Rule] = {
     "unicode decode error": (_B, 2.5), "unsupported": (_B, 1.0), "does not match": (_B, 1.5),
     "idempotent requests": (_B, 2.0), "idempotency error": (_B, 2.5), "message size": (_B, 2.5),
     "size exceeds": (_B, 2.0), "invalid phone": (_B, 2.0), "unverified": (_B, 2.0),
-    "unsubscribed": (_B, 2.5), "no text": (_B, 2.0), "failed precondition": (_B, 1.5),
+    "unsubscribed": (_B, 2.5), "no text": (_B, 2.0), "failed precondition": (_B, 1.0),
     # step_bug: Python exceptions raised by a step's own code
     "key error": (_S, 3.0), "type error": (_S, 3.0), "attribute error": (_S, 3.0),
     "index error": (_S, 3.0), "name error": (_S, 3.0), "zero division": (_S, 3.0),
