@@ -148,7 +148,7 @@ def test_names_the_service(message, service):
 
 def test_huge_input_is_capped_and_keeps_the_last_line():
     filler = "x" * 1_000_000
-    message = f"Traceback (most recent call last):\n  File \"a.py\", line 1, in f\n    {filler}\n" + (
+    message = f'Traceback (most recent call last):\n  File "a.py", line 1, in f\n    {filler}\n' + (
         "ConnectionResetError: [Errno 104] Connection reset by peer"
     )
     start = time.perf_counter()
