@@ -11,7 +11,7 @@ class                meaning                                                 tra
 ``timeout``          no answer in time                                       yes
 ``network``          no connection (DNS, refused, reset, TLS)                yes
 ``upstream_5xx``     the service failed on its side                          yes
-``not_found``        the object is missing, or the account is not set up    no
+``not_found``        the object is missing, or the account is not set up     no
 ``bad_input``        the request or its data was invalid                     no
 ``step_bug``         a Python exception in the step's own code               no
 ``unknown``          no evidence at all                                      no
