@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     from flowledger.nab import add_parser as add_anomaly_parser
 
     add_anomaly_parser(sub)
+    evaluate = sub.add_parser("eval", help="score a component against a labelled set")
+    evaluations = evaluate.add_subparsers(dest="eval_command", required=True)  # each verb sets run_eval
+    from flowledger.eval_errors import add_parser as add_eval_errors_parser
+
+    add_eval_errors_parser(evaluations)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -234,6 +239,11 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
     return dispatch(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    result: int = args.run_eval(args)
+    return result
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from flowledger.sandbox import run_sandbox
 
@@ -244,5 +254,5 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 COMMANDS = {
     "up": cmd_up, "demo": cmd_demo, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
-    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly,
+    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly, "eval": cmd_eval,
 }  # fmt: skip
