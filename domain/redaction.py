@@ -34,7 +34,9 @@ _TOKEN_PATTERNS = [
     re.compile(r"(AKIA)[A-Z0-9]{16}"),  # AWS access key id
     re.compile(r"(AIza)[A-Za-z0-9_-]{30,}"),  # Google API key
     re.compile(r"(ya29\.)[A-Za-z0-9_.-]{20,}"),  # Google OAuth access token
-    re.compile(r"((?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+    re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+    # "Basic" and "Token" are also words: a credential after them has a digit ("the token included" is prose).
+    re.compile(r"((?:Basic|Token)\s+)(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     re.compile(r"(eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+"),  # JWT
     re.compile(r"((?:password|passwd|api_key|apikey|token|secret)=)[^\s&\"']+", re.IGNORECASE),
 ]

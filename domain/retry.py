@@ -20,48 +20,18 @@ False
 
 import random
 from dataclasses import dataclass
-from typing import Literal
 
+from domain.error_classifier import classify_step_error
+from domain.error_rules import TRANSIENT, ErrorClass
 from schemas.common import StepError
 from schemas.workflows import RetryPolicy
 
-ErrorClass = Literal[
-    "rate_limited", "timeout", "network", "upstream_5xx", "credentials", "bad_input", "not_found", "unknown"
-]
-
-RETRYABLE_CLASSES: frozenset[str] = frozenset({"rate_limited", "timeout", "network", "upstream_5xx"})
-
-_TYPE_HINTS: tuple[tuple[tuple[str, ...], ErrorClass], ...] = (
-    (("ratelimit", "rate_limit", "toomanyrequests", "throttl"), "rate_limited"),
-    (("timeout", "timedout", "deadline"), "timeout"),
-    (("connect", "network", "dns", "socket", "connectionreset", "remotedisconnected"), "network"),
-    (("auth", "credential", "token", "permission", "forbidden"), "credentials"),
-    (("notfound", "not_found", "missing"), "not_found"),
-    (("validation", "invalid", "badrequest", "bad_request", "valueerror"), "bad_input"),
-)
+RETRYABLE_CLASSES: frozenset[str] = frozenset(TRANSIENT)
 
 
 def classify(error: StepError) -> ErrorClass:
-    """The broad class of an error, from its status code, else its type name."""
-    code = error.status_code
-    if code is not None:
-        if code == 429:
-            return "rate_limited"
-        if code in (408, 504):
-            return "timeout"
-        if code >= 500:
-            return "upstream_5xx"
-        if code in (401, 403):
-            return "credentials"
-        if code == 404:
-            return "not_found"
-        if 400 <= code < 500:
-            return "bad_input"
-    name = error.type.lower().replace(" ", "")
-    for hints, error_class in _TYPE_HINTS:
-        if any(h in name for h in hints):
-            return error_class
-    return "unknown"
+    """The class of an error from its status code, type and message (see ``domain.error_classifier``)."""
+    return classify_step_error(error).error_class
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ ErrorClass = Literal[
     "network",
     "upstream_5xx",
     "bad_input",
-    "misconfiguration",
+    "not_found",
     "quota_exhausted",
     "step_bug",
     "unknown",

@@ -35,10 +35,20 @@ def test_malformed_api_keys_are_refused_without_echoing_the_key(spec):
         ("key sk_live_" + "4" * 24, "4" * 24),
         ("https://x/?api_key=supersecret&x=1", "supersecret"),
         ("AKIAABCDEFGHIJKLMNOP", "ABCDEFGHIJKLMNOP"),
+        ("Authorization: Token 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+        ("Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
     ],
 )
 def test_redact_masks_known_token_formats(text, leaked):
     assert leaked not in redact(text)
+
+
+@pytest.mark.parametrize(
+    "prose",
+    ["The security token included in the request is expired", "Basic authentication failed", "token expired"],
+)
+def test_redact_leaves_prose_alone(prose):
+    assert redact(prose) == prose
 
 
 def test_find_secret_keys_walks_nested_values():

@@ -27,11 +27,28 @@ from schemas.workflows import RetryPolicy
         ("ratelimited", None, "rate_limited"),
         ("invalid_auth", None, "credentials"),
         ("ValidationError", None, "bad_input"),
-        ("ZeroDivisionError", None, "unknown"),
+        ("ZeroDivisionError", None, "step_bug"),
+        ("E", None, "unknown"),
     ],
 )
 def test_classify(type_, status, expected):
     assert classify(StepError(type=type_, message="m", status_code=status)) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected", "retry"),
+    [
+        (403, "Daily Limit Exceeded", "quota_exhausted", False),
+        (403, "User Rate Limit Exceeded", "rate_limited", True),
+        (None, '{"ok": false, "error": "ratelimited"}', "rate_limited", True),
+        (None, "getaddrinfo failed: Name or service not known", "network", True),
+    ],
+)
+def test_the_message_decides_when_the_status_does_not(status, message, expected, retry):
+    decision = decide_retry(
+        RetryPolicy(), 1, StepError(type="E", message=message, status_code=status), rng=random.Random(0)
+    )
+    assert (decision.error_class, decision.retry) == (expected, retry)
 
 
 @pytest.mark.parametrize(
