@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--faults", type=Path, default=None, help="JSON fault schedule file")
     sandbox.add_argument("--latency", default="trace", help="trace | zero | fixed:MS")
     sandbox.add_argument("--seed", type=int, default=None)
+    from flowledger.detect import add_parsers as add_detection_parsers
     from flowledger.nab import add_parser as add_anomaly_parser
 
     add_anomaly_parser(sub)
+    add_detection_parsers(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -241,8 +243,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from flowledger.detect import cmd_detect as detect
+
+    return detect(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from flowledger.detect import dispatch_eval
+
+    return dispatch_eval(args)
+
+
 COMMANDS = {
     "up": cmd_up, "demo": cmd_demo, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
     "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly,
+    "detect": cmd_detect, "eval": cmd_eval,
 }  # fmt: skip
