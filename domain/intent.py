@@ -22,6 +22,7 @@ How it reads a sentence:
 Everything is pure and deterministic: the same text, catalog and training
 examples always give the same answer.
 
+>>> from domain.catalog import load_catalog
 >>> detector = Detector(load_catalog())
 >>> found = detector.detect("When I get important emails, create asana tasks and notify slack")
 >>> found.trigger.service, [a.service for a in found.actions], [c.expression for c in found.conditions]
@@ -34,14 +35,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.catalog import Catalog, Service, load_catalog, name_key
+from domain.catalog import Catalog, Service, name_key
 from domain.intent_conditions import Condition, find_conditions
 from domain.intent_model import LogisticModel
 from domain.intent_rules import Cue, Marked, Role, decode, keep_for_rules, mark_roles, specific_for
 from domain.intent_text import Mention, MentionFinder, Token, stem, tokenize
 
 ROLES: tuple[Role, ...] = ("trigger", "action", "none")
-_SEQUENCE_WORDS = frozenset({"then", "afterwards", "next"})
+_SEQUENCE_WORDS = frozenset({"then", "afterwards", "after", "next"})
 _EXTRA_ACTION_P = 0.5
 
 __all__ = ["Alternative", "Condition", "DetectedStep", "Detection", "Detector", "Example", "find_conditions"]
@@ -176,6 +177,7 @@ class Detector:
         if self.model is None or any(c.cue == "when" and c.sentence == first_sentence for c in candidates):
             # a "when/if ..." clause says outright which service triggers: the rules read it as written
             trigger, actions, confidence = _decode_rules(candidates, self.catalog, scored=self.model is not None)
+            alternatives = _swapped(trigger, actions, confidence)
         else:
             trigger, actions, confidence, alternatives = _decode_learned(candidates)
         steps = self._steps(tokens, actions)
@@ -332,6 +334,14 @@ def _decode_rules(
     return trigger, actions, confidence
 
 
+def _swapped(trigger: _Candidate | None, actions: Sequence[_Candidate], confidence: float) -> tuple[Alternative, ...]:
+    """When the cue words left the roles unsure, the reading with trigger and first action exchanged."""
+    if trigger is None or not actions or confidence >= 0.6 or actions[0].mention.service == trigger.mention.service:
+        return ()
+    rest = tuple(a.mention.service for a in actions[1:])
+    return (Alternative(actions[0].mention.service, (trigger.mention.service, *rest), round(1 - confidence, 3) / 2),)
+
+
 def _respecified(candidate: _Candidate, mentions: Sequence[Mention], catalog: Catalog, taken: set[str]) -> _Candidate:
     service = specific_for(candidate.mention.service, mentions, catalog, taken)
     if service == candidate.mention.service:
@@ -355,8 +365,8 @@ def _unique_services(candidates: Iterable[_Candidate], exclude: str | None = Non
 def _decode_learned(
     candidates: list[_Candidate],
 ) -> tuple[_Candidate | None, list[_Candidate], float, tuple[Alternative, ...]]:
-    """Learned path: the pair (trigger mention, first action mention) with the highest joint score; further
-    actions are other services the model calls actions with probability at least one half."""
+    """Learned path: the pair (trigger mention, action mention) with the highest joint score, plus other
+    services after it that the model calls actions with probability at least one half, in text order."""
     pairs = []
     for t in candidates:
         for a in candidates:
@@ -375,8 +385,12 @@ def _decode_learned(
         for c in candidates
         if c is not trigger and c is not primary and c.p_action >= _EXTRA_ACTION_P and c.p_action > c.p_trigger
     ]
-    actions = [primary, *_unique_services(extra, exclude=primary.mention.service)]
-    actions = [a for a in actions if a is primary or a.mention.service != trigger.mention.service]
+    extra = [
+        a
+        for a in _unique_services(extra, exclude=primary.mention.service)
+        if a.mention.service != trigger.mention.service and a.mention.start > primary.mention.start
+    ]
+    actions = [primary, *extra]
     confidence = best / total
     alternatives: list[Alternative] = []
     seen = {(trigger.mention.service, primary.mention.service)}
@@ -393,11 +407,5 @@ def _decode_learned(
 
 
 def _sequenced(tokens: Sequence[Token], before: Mention, after: Mention) -> bool:
-    between = tokens[before.end : after.start]
-    words = " ".join(t.text for t in between)
-    return any(w in _SEQUENCE_WORDS for w in (t.text for t in between)) or "after that" in words
-
-
-def default_detector() -> Detector:
-    """The keyword-path detector over the packaged catalog."""
-    return Detector(load_catalog())
+    """ "create a card, then post its link": the second action waits for the first."""
+    return any(t.text in _SEQUENCE_WORDS for t in tokens[before.end : after.start])

@@ -49,13 +49,14 @@ class Marked:
 
 
 def cue_of(tokens: Sequence[Token], mention: Mention) -> Cue | None:
-    """The closest role word before the mention in its clause."""
+    """The closest role word at most six words before the mention in its clause, else a "when" further back."""
     clause = tokens[mention.start].clause
-    for token in reversed(tokens[max(0, mention.start - _LOOKBACK) : mention.start]):
+    for distance, token in enumerate(reversed(tokens[: mention.start])):
         if token.clause != clause:
             break
-        if token.stem in CUES:
-            return CUES[token.stem]
+        cue = CUES.get(token.stem)
+        if cue is not None and (distance < _LOOKBACK or cue == "when"):
+            return cue
     return None
 
 
