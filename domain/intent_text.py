@@ -92,7 +92,7 @@ def stem(word: str) -> str:
             break
     if word.endswith("e") and len(word) > 4:
         word = word[:-1]
-    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "slz":
+    if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "slz":
         word = word[:-1]  # "tagged" -> "tagg" -> "tag"
     return word
 
