@@ -27,7 +27,7 @@ from typing import Literal
 from domain.catalog import Catalog
 
 MentionKind = Literal["name", "misspelling", "fuzzy", "keyword"]
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9+@'_-]*[A-Za-z0-9+]|[A-Za-z0-9]|[.;:!?,()\n]")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9+@'_]*[A-Za-z0-9+]|[A-Za-z0-9]|[.;:!?,()\n]")
 _SENTENCE_END = frozenset(".;!?\n")
 _CLAUSE_END = frozenset(",:()")
 MAX_PHRASE = 5
