@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routes import alerts, credentials, events, health, metrics, monitoring, runs, workflows
+from api.routes import alerts, credentials, events, health, metrics, monitoring, runs, services, workflows
 from api.state import AppState
 from connectors.credentials import CredentialStore
 from flowledger import __version__
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    routers = (events, runs, workflows, credentials, monitoring, metrics, alerts, health)
+    routers = (events, runs, workflows, credentials, monitoring, metrics, alerts, health, services)
     for router in (module.router for module in routers):
         app.include_router(router)
     _publish_record_schemas(app)

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--faults", type=Path, default=None, help="JSON fault schedule file")
     sandbox.add_argument("--latency", default="trace", help="trace | zero | fixed:MS")
     sandbox.add_argument("--seed", type=int, default=None)
+    from flowledger.detect import add_parsers as add_detection_parsers
     from flowledger.nab import add_parser as add_anomaly_parser
 
     add_anomaly_parser(sub)
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from flowledger.eval_errors import add_parser as add_eval_errors_parser
 
     add_eval_errors_parser(evaluations)
+    add_detection_parsers(sub, evaluations)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -251,8 +253,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from flowledger.detect import cmd_detect as detect
+
+    return detect(args)
+
+
 COMMANDS = {
     "up": cmd_up, "demo": cmd_demo, "init": cmd_init, "serve": cmd_serve, "worker": cmd_worker,
     "projector": cmd_projector, "produce": cmd_produce, "replay": cmd_replay,
-    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly, "eval": cmd_eval,
+    "schemas": cmd_schemas, "bench": cmd_bench, "sandbox": cmd_sandbox, "anomaly": cmd_anomaly,
+    "detect": cmd_detect, "eval": cmd_eval,
 }  # fmt: skip
