@@ -237,9 +237,19 @@ def absorb(
     stats.events += len(seen)
 
 
+def tables_settled() -> bool:
+    """The tables hold the current state: recovered once, and no rebalance or recovery is under way.
+
+    Timers keep running through both; one that read a table then would cache
+    state older than the offsets already committed, and lose those events.
+    """
+    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+    return bool(recovered and not app.rebalancing and not app.in_recovery)
+
+
 @app.timer(interval=PANES.idle_s / 4)
 async def advance_idle_partitions() -> None:
-    if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+    if not tables_settled():
         return
     assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_EVENTS)
     async with stage1.lock:
