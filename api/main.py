@@ -14,7 +14,19 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routes import alerts, credentials, events, health, metrics, monitoring, runs, services, workflows
+from api.detectors import Detectors
+from api.routes import (
+    alerts,
+    credentials,
+    events,
+    generate,
+    health,
+    metrics,
+    monitoring,
+    runs,
+    services,
+    workflows,
+)  # fmt: skip
 from api.state import AppState
 from connectors.credentials import CredentialStore
 from flowledger import __version__
@@ -42,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warehouse=warehouse,
             producer=producer,
             credentials=CredentialStore(settings.flowledger_data_dir),
+            detectors=Detectors(),
         )
         stopping = asyncio.Event()
         task = None
@@ -73,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    routers = (events, runs, workflows, credentials, monitoring, metrics, alerts, health, services)
+    routers = (events, runs, generate, workflows, credentials, monitoring, metrics, alerts, health, services)
     for router in (module.router for module in routers):
         app.include_router(router)
     _publish_record_schemas(app)

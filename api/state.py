@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from api.detectors import Detectors
 from connectors.credentials import CredentialStore
 from flowledger.client import Producer
 from flowledger.settings import Settings
@@ -15,6 +16,7 @@ class AppState:
     warehouse: Warehouse
     producer: Producer
     credentials: CredentialStore
+    detectors: Detectors
     projector: Projector | None = None
     assigned_versions: dict[tuple[str, ...], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""

@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
-from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
+from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
 from schemas import topics
 from schemas.registry import validate_item
 
@@ -238,13 +238,7 @@ def bench_ingest(*, events: int, samples: int, rate: float = 0.0) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         port = free_port()
-        env = child_env(
-            KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
-            CLICKHOUSE_URL=f"chdb://{Path(tmp) / 'clickhouse'}",
-            FLOWLEDGER_DATA_DIR=tmp,
-            PYTHON_API_PORT=str(port),
-            FLOWLEDGER_API_KEYS=f"{BENCH_KEY}={TENANT}",
-        )
+        env = stack_env(broker.bootstrap, tmp, port, f"{BENCH_KEY}={TENANT}")
         serve = spawn(flowledger_command("serve"), env)
         try:
             api = f"http://127.0.0.1:{port}"

@@ -29,7 +29,7 @@ from aiohttp import web
 from flowledger.bench import percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
-from flowledger.procs import child_env, flowledger_command, spawn, terminate, wait_http
+from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
 from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepSucceeded
 
 KEY, TENANT = "bench-key", "bench"
@@ -147,12 +147,11 @@ def bench_alerts(*, alerts: int, window_s: float) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         api_port = free_port()
-        env = child_env(
-            KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
-            CLICKHOUSE_URL=f"chdb://{Path(tmp) / 'clickhouse'}",
-            FLOWLEDGER_DATA_DIR=tmp,
-            PYTHON_API_PORT=str(api_port),
-            FLOWLEDGER_API_KEYS=f"{KEY}={TENANT}",
+        env = stack_env(
+            broker.bootstrap,
+            tmp,
+            api_port,
+            f"{KEY}={TENANT}",
             FLOWLEDGER_METRICS_WINDOW_S=str(window_s),
             FLOWLEDGER_METRICS_GRACE_S="1",
             FLOWLEDGER_METRICS_IDLE_S="2",

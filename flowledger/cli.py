@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     alerts = bench_sub.add_parser("alerts", help="first failing step -> alert notification received")
     alerts.add_argument("--alerts", type=int, default=20)
     alerts.add_argument("--window-s", type=float, default=60.0, help="metric window length")
+    generation = bench_sub.add_parser(
+        "generation", help="sentences -> workflow definitions, in process and via the API"
+    )
+    generation.add_argument("--sentences", type=int, default=500, help="recipe texts of the development set to use")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -230,6 +234,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_alerts import bench_alerts
 
         return bench_alerts(alerts=args.alerts, window_s=args.window_s)
+    if args.bench_command == "generation":
+        from flowledger.bench_generation import bench_generation
+
+        return bench_generation(sentences=args.sentences)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

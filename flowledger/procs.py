@@ -47,6 +47,18 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def stack_env(bootstrap: str, data_dir: str | Path, api_port: int, api_keys: str, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark's own stack: its broker, an embedded ClickHouse in ``data_dir``, its API port."""
+    return child_env(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        CLICKHOUSE_URL=f"chdb://{Path(data_dir) / 'clickhouse'}",
+        FLOWLEDGER_DATA_DIR=str(data_dir),
+        PYTHON_API_PORT=str(api_port),
+        FLOWLEDGER_API_KEYS=api_keys,
+        **overrides,
+    )
+
+
 def tune_gc_for_throughput() -> None:
     """Make the cyclic GC cheap for a process that allocates many short-lived objects.
 

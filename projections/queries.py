@@ -262,3 +262,33 @@ def workflow_definitions(wh: Warehouse, tenant_id: str, workflow_id: str) -> lis
             version=row["version"], defined_at=_utc(row["occurred_at"]), definition=payload["definition"]
         )
     return [by_version[v] for v in sorted(by_version)]
+
+
+SELECT_SERVICE_HISTORY = """
+SELECT service, sum(uses) AS uses FROM (
+    SELECT service, uniqExact(run_id) AS uses
+    FROM steps
+    WHERE tenant_id = {tenant_id:String}
+    GROUP BY service
+    UNION ALL
+    SELECT service, count() AS uses
+    FROM (
+        SELECT arrayConcat(
+            [JSONExtractString(payload, 'definition', 'trigger', 'service')],
+            arrayMap(s -> JSONExtractString(s, 'service'), JSONExtractArrayRaw(payload, 'definition', 'steps'))
+        ) AS services
+        FROM events
+        WHERE tenant_id = {tenant_id:String} AND run_id = '' AND type = 'WorkflowDefined'
+        LIMIT 1 BY event_id
+    )
+    ARRAY JOIN services AS service
+    GROUP BY service
+)
+WHERE service != ''
+GROUP BY service
+"""
+
+
+def service_history(wh: Warehouse, tenant_id: str) -> dict[str, int]:
+    """Service id -> how often the tenant used it: runs that called it plus workflow versions that name it."""
+    return {str(service): int(uses) for service, uses in wh.query(SELECT_SERVICE_HISTORY, {"tenant_id": tenant_id})}

@@ -23,7 +23,10 @@ from flowledger.procs import child_preexec, terminate
 from projections.migrations import migrate
 from projections.warehouse import Warehouse
 
-KEYS = {"key-a": "tenant-a", "key-b": "tenant-b", "key-crash": "tenant-crash", "key-op": "*"}
+KEYS = {
+    "key-a": "tenant-a", "key-b": "tenant-b", "key-crash": "tenant-crash", "key-gen": "tenant-gen",
+    "key-history": "tenant-history", "key-op": "*",
+}  # fmt: skip
 
 
 def auth(key: str) -> dict[str, str]:

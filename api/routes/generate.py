@@ -1,0 +1,113 @@
+"""Generation: a workflow definition from a sentence (``POST /api/workflows/automation/generate``).
+
+The detectors are built once per process (``api.detectors``). The tenant's
+service history comes from the projections and is cached for
+``HISTORY_TTL_S``.
+"""
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import State, Tenant
+from domain.dag import DefinitionError, plan_definition
+from domain.generation import MAX_INPUT_CHARS, GenerationError, History, generate
+from projections import queries
+from schemas.envelope import Identifier
+from schemas.workflows import WorkflowDefinition
+
+router = APIRouter(prefix="/api/workflows/automation", tags=["generation"])
+
+HISTORY_TTL_S = 30.0
+
+
+_history: dict[str, tuple[float, dict[str, int]]] = {}
+
+
+def _history_of(state: Any, tenant: str) -> dict[str, int]:
+    cached = _history.get(tenant)
+    if cached and time.monotonic() - cached[0] < HISTORY_TTL_S:
+        return cached[1]
+    services = queries.service_history(state.warehouse, tenant)
+    _history[tenant] = (time.monotonic(), services)
+    return services
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_input: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_INPUT_CHARS)]
+    """What the workflow should do, in plain words."""
+    user_id: Identifier | None = None
+    """Who asks; echoed back (history is the tenant's: events carry the tenant, not the user)."""
+    enhanced_intelligence: bool = True
+    """The learned detector; ``false``: the keyword path alone."""
+    context_aware: bool = True
+    """Let the tenant's history pick among generic services ("email" -> the Gmail they use)."""
+
+
+class GeneratedPublic(BaseModel):
+    workflow: dict[str, Any]
+    """A definition `POST /api/workflows` accepts (add an `id`)."""
+    suggested_id: str
+    order: list[str]
+    services: list[dict[str, Any]]
+    confidence: float = Field(ge=0, le=1)
+    alternatives: list[dict[str, Any]]
+    explanation: list[str]
+    missing_params: dict[str, list[str]]
+    """Step id -> required parameters the text does not give: fill them before running against a real service."""
+    detector: str
+    """``learned`` or ``keyword``."""
+    history_services: int
+    """How many services of the tenant's history were known to the generator (0 when not context-aware)."""
+    user_id: str | None
+    elapsed_ms: float
+
+
+@router.post(
+    "/generate",
+    response_model=GeneratedPublic,
+    responses={422: {"description": "the text names nothing to do, or the request is malformed"}},
+)
+async def generate_workflow(body: GenerateRequest, state: State, tenant: Tenant) -> GeneratedPublic:
+    """A workflow definition from a sentence: services, functions, conditions, order, and why."""
+    started = time.perf_counter()
+    detectors = state.detectors
+    detector = (await run_in_threadpool(detectors.learned)) if body.enhanced_intelligence else None
+    kind = "learned" if detector is not None else "keyword"
+    detector = detector or detectors.keyword
+    services = await run_in_threadpool(_history_of, state, tenant) if body.context_aware else {}
+    detection = detector.detect(body.user_input)
+    try:
+        made = generate(body.user_input, detection, detector.catalog, history=History(services))
+    except GenerationError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": str(exc), "detected": detection.to_json()}
+        ) from exc
+    try:
+        plan = plan_definition(WorkflowDefinition.model_validate(made.definition))
+    except (DefinitionError, ValueError) as exc:  # a generator bug: say so rather than hand out a broken workflow
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"generated an invalid workflow: {exc}") from exc
+    return GeneratedPublic(
+        workflow=made.definition,
+        suggested_id=_suggested_id(made.definition),
+        order=list(plan.order),
+        services=made.services,
+        confidence=made.confidence,
+        alternatives=made.alternatives,
+        explanation=made.explanation,
+        missing_params=made.missing_params,
+        detector=kind,
+        history_services=len(services),
+        user_id=body.user_id,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def _suggested_id(definition: dict[str, Any]) -> str:
+    services = [definition["trigger"]["service"], *(s["service"] for s in definition["steps"])]
+    return "-to-".join(dict.fromkeys(services))[:128]
