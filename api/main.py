@@ -23,6 +23,7 @@ from api.routes import (
     health,
     metrics,
     monitoring,
+    patterns,
     runs,
     services,
     workflows,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    routers = (events, runs, generate, workflows, credentials, monitoring, metrics, alerts, health, services)
+    routers = (events, runs, generate, patterns, workflows, credentials, monitoring, metrics, alerts, health, services)
     for router in (module.router for module in routers):
         app.include_router(router)
     _publish_record_schemas(app)

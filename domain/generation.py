@@ -39,6 +39,7 @@ from typing import Any
 from domain.catalog import Catalog, Function, Service, name_key
 from domain.intent import DetectedStep, Detection
 from domain.intent_text import stem
+from domain.patterns import Patterns
 
 MAX_INPUT_CHARS = 2000
 
@@ -108,10 +109,24 @@ class Generated:
     explanation: list[str]
     missing_params: dict[str, list[str]]
     """Step id -> required parameters the text did not give."""
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    """The tenant's frequent workflow shapes with the same trigger (from ``domain.patterns``)."""
 
 
-def generate(text: str, detection: Detection, catalog: Catalog, *, history: History | None = None) -> Generated:
-    """The workflow the sentence describes; ``GenerationError`` when it names nothing to do."""
+def generate(
+    text: str,
+    detection: Detection,
+    catalog: Catalog,
+    *,
+    history: History | None = None,
+    patterns: Patterns | None = None,
+) -> Generated:
+    """The workflow the sentence describes; ``GenerationError`` when it names nothing to do.
+
+    With ``patterns`` (mined from the tenant's workflows), other readings are
+    ranked by how many of the tenant's workflows have their trigger -> first
+    action pair, and the tenant's own templates for the trigger are suggested.
+    """
     if not detection.actions:
         found = f"only a trigger ({detection.trigger.service})" if detection.trigger else "no service"
         raise GenerationError(f"found {found} in the text: say what should happen, e.g. 'create a task in asana'")
@@ -180,11 +195,31 @@ def generate(text: str, detection: Detection, catalog: Catalog, *, history: Hist
         "trigger": trigger,
         "steps": steps,
     }
+    patterns = patterns or Patterns()
+    ranked = sorted(
+        detection.alternatives,
+        key=lambda a: (-patterns.pair_support(a.trigger, a.actions[0] if a.actions else None), -a.confidence),
+    )
+    support = [patterns.pair_support(a.trigger, a.actions[0] if a.actions else None) for a in ranked]
     alternatives = [
-        {"trigger": a.trigger, "actions": list(a.actions), "confidence": round(a.confidence, 3)}
-        for a in detection.alternatives
+        {"trigger": a.trigger, "actions": list(a.actions), "confidence": round(a.confidence, 3), "your_workflows": n}
+        for a, n in zip(ranked, support, strict=True)
     ]
-    return Generated(definition, services, round(detection.confidence, 3), alternatives, explanation, missing)
+    chosen = patterns.pair_support(trigger_service, steps[0]["service"])
+    if ranked and support[0] > chosen:
+        best = ranked[0]
+        explanation.append(
+            f"another reading, {best.trigger} -> {', '.join(best.actions)}, matches {support[0]}"
+            f" of your workflows (this one {chosen}): see alternatives"
+        )
+    templates = [
+        {"trigger": t.trigger, "actions": list(t.actions), "workflows": t.workflows, "runs": t.runs,
+         "example_workflow_id": t.example}
+        for t in patterns.templates_for(trigger_service)
+    ]  # fmt: skip
+    return Generated(
+        definition, services, round(detection.confidence, 3), alternatives, explanation, missing, templates
+    )
 
 
 def _params(

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from domain.patterns import StepOutcomes, Workflow
 from projections.views import (
     DeadLetterView,
     DefinitionVersion,
@@ -292,3 +293,46 @@ GROUP BY service
 def service_history(wh: Warehouse, tenant_id: str) -> dict[str, int]:
     """Service id -> how often the tenant used it: runs that called it plus workflow versions that name it."""
     return {str(service): int(uses) for service, uses in wh.query(SELECT_SERVICE_HISTORY, {"tenant_id": tenant_id})}
+
+
+SELECT_CURRENT_DEFINITIONS = """
+SELECT d.workflow_id, d.payload, r.runs
+FROM (
+    SELECT workflow_id, argMax(payload, JSONExtractUInt(payload, 'version')) AS payload
+    FROM events
+    WHERE tenant_id = {tenant_id:String} AND run_id = '' AND type = 'WorkflowDefined'
+    GROUP BY workflow_id
+) AS d
+LEFT JOIN (
+    SELECT workflow_id, uniqExact(run_id) AS runs FROM runs WHERE tenant_id = {tenant_id:String} GROUP BY workflow_id
+) AS r USING (workflow_id)
+"""
+
+SELECT_STEP_OUTCOMES = """
+SELECT service, action, count() AS attempts, countIf(status = 'failed') AS failed,
+       uniqExact(workflow_id) AS workflows, topKIf(1)(error_type, status = 'failed') AS top_error
+FROM (
+    SELECT run_id, step_id, attempt, any(workflow_id) AS workflow_id, any(service) AS service, any(action) AS action,
+           argMax(status, status_rank) AS status, argMax(error_type, status_rank) AS error_type
+    FROM steps
+    WHERE tenant_id = {tenant_id:String}
+    GROUP BY run_id, step_id, attempt
+)
+WHERE status IN ('succeeded', 'failed')
+GROUP BY service, action
+"""
+
+
+def current_definitions(wh: Warehouse, tenant_id: str) -> list[Workflow]:
+    """Each of the tenant's workflows: its current definition and how many runs it had."""
+    rows = wh.query(SELECT_CURRENT_DEFINITIONS, {"tenant_id": tenant_id})
+    return [Workflow(str(wid), orjson.loads(payload)["definition"], int(runs or 0)) for wid, payload, runs in rows]
+
+
+def step_outcomes(wh: Warehouse, tenant_id: str) -> list[StepOutcomes]:
+    """Finished attempts per (service, action) in the tenant's runs, with the failed ones and their top error."""
+    rows = wh.query(SELECT_STEP_OUTCOMES, {"tenant_id": tenant_id})
+    return [
+        StepOutcomes(str(service), str(action), int(attempts), int(failed), int(workflows), (top or [""])[0])
+        for service, action, attempts, failed, workflows, top in rows
+    ]

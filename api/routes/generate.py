@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import State, Tenant
 from domain.dag import DefinitionError, plan_definition
 from domain.generation import MAX_INPUT_CHARS, GenerationError, History, generate
+from domain.patterns import Patterns, mine
 from projections import queries
 from schemas.envelope import Identifier
 from schemas.workflows import WorkflowDefinition
@@ -24,16 +25,18 @@ router = APIRouter(prefix="/api/workflows/automation", tags=["generation"])
 HISTORY_TTL_S = 30.0
 
 
-_history: dict[str, tuple[float, dict[str, int]]] = {}
+_history: dict[str, tuple[float, History, Patterns]] = {}
 
 
-def _history_of(state: Any, tenant: str) -> dict[str, int]:
+def _history_of(state: Any, tenant: str) -> tuple[History, Patterns]:
+    """The services the tenant used and the patterns of its workflows, from the projections (cached)."""
     cached = _history.get(tenant)
     if cached and time.monotonic() - cached[0] < HISTORY_TTL_S:
-        return cached[1]
-    services = queries.service_history(state.warehouse, tenant)
-    _history[tenant] = (time.monotonic(), services)
-    return services
+        return cached[1], cached[2]
+    history = History(queries.service_history(state.warehouse, tenant))
+    patterns = mine(queries.current_definitions(state.warehouse, tenant), ())
+    _history[tenant] = (time.monotonic(), history, patterns)
+    return history, patterns
 
 
 class GenerateRequest(BaseModel):
@@ -46,7 +49,8 @@ class GenerateRequest(BaseModel):
     enhanced_intelligence: bool = True
     """The learned detector; ``false``: the keyword path alone."""
     context_aware: bool = True
-    """Let the tenant's history pick among generic services ("email" -> the Gmail they use)."""
+    """Let the tenant's history pick among generic services ("email" -> the Gmail they use), rank other
+    readings by the tenant's workflow patterns and suggest its templates."""
 
 
 class GeneratedPublic(BaseModel):
@@ -60,6 +64,8 @@ class GeneratedPublic(BaseModel):
     explanation: list[str]
     missing_params: dict[str, list[str]]
     """Step id -> required parameters the text does not give: fill them before running against a real service."""
+    templates: list[dict[str, Any]]
+    """The tenant's frequent workflow shapes starting with the same trigger (at least two workflows each)."""
     detector: str
     """``learned`` or ``keyword``."""
     history_services: int
@@ -80,10 +86,10 @@ async def generate_workflow(body: GenerateRequest, state: State, tenant: Tenant)
     detector = (await run_in_threadpool(detectors.learned)) if body.enhanced_intelligence else None
     kind = "learned" if detector is not None else "keyword"
     detector = detector or detectors.keyword
-    services = await run_in_threadpool(_history_of, state, tenant) if body.context_aware else {}
+    history, patterns = await run_in_threadpool(_history_of, state, tenant) if body.context_aware else (None, None)
     detection = detector.detect(body.user_input)
     try:
-        made = generate(body.user_input, detection, detector.catalog, history=History(services))
+        made = generate(body.user_input, detection, detector.catalog, history=history, patterns=patterns)
     except GenerationError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": str(exc), "detected": detection.to_json()}
@@ -102,7 +108,8 @@ async def generate_workflow(body: GenerateRequest, state: State, tenant: Tenant)
         explanation=made.explanation,
         missing_params=made.missing_params,
         detector=kind,
-        history_services=len(services),
+        templates=made.templates,
+        history_services=len(history.services) if history else 0,
         user_id=body.user_id,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
     )

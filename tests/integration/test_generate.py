@@ -119,3 +119,57 @@ async def test_bad_requests_say_what_is_wrong(http, api, body, status, says):
 async def test_generation_needs_a_key(http, api):
     r = await http.post("/api/workflows/automation/generate", json={"user_input": SEED})
     assert r.status_code == 401
+
+
+async def test_patterns_are_mined_from_definitions_and_runs_and_feed_generation(http, executor, sandbox):  # noqa: F811
+    key = auth("key-patterns")
+    shape = {"name": "lead", "trigger": {"service": "typeform", "event": "new_entry"}, "steps": [
+        {"id": "deal", "service": "pipedrive", "action": "add_deal"},
+        {"id": "tell", "service": "slack", "action": "send_message", "needs": ["deal"]},
+    ]}  # fmt: skip
+    first = await define(http, shape, key)
+    await define(http, shape, key)
+    await define(http, {**shape, "steps": shape["steps"][:1]}, key)
+    sandbox.faults([{"service": "pipedrive", "from_s": 0, "to_s": 60, "fault": "400", "rate": 1.0}])
+    try:
+        r = await http.post(f"/api/workflows/{first}/runs", json={"trigger": {}}, headers=key)
+        run_id = r.json()["run_id"]
+
+        async def failed():
+            r = await http.get(f"/api/runs/{run_id}", headers=key)
+            return r.status_code == 200 and r.json()["status"] == "failed"
+
+        await eventually(failed, timeout_s=45)
+    finally:
+        sandbox.faults([])
+
+    async def mined():
+        r = await http.get("/api/workflows/patterns", headers=key)
+        body = r.json()
+        return body if body["workflows"] == 3 and body["failure_points"] else None
+
+    body = await eventually(mined)
+    assert {(p["trigger"], p["action"], p["workflows"]) for p in body["pairs"]} == {
+        ("typeform", "pipedrive", 3), ("typeform", "slack", 2)
+    }  # fmt: skip
+    assert [(t["trigger"], t["actions"], t["workflows"]) for t in body["templates"]] == [
+        ("typeform", ["pipedrive", "slack"], 2)
+    ]
+    assert {"services": ["typeform", "pipedrive", "slack"], "workflows": 2, "runs": 1} in body["sequences"]
+    point = body["failure_points"][0]
+    assert (point["service"], point["failed"], point["failure_rate"]) == ("pipedrive", 1, 1.0)
+    others = (await http.get("/api/workflows/patterns?min_support=1", headers=auth("key-b"))).json()
+    assert "pipedrive" not in {p["action"] for p in others["pairs"]}  # a tenant's patterns are its own
+
+    made = await generate(http, "When a typeform is submitted, add a deal in pipedrive", key)
+    assert made["templates"][0]["actions"] == ["pipedrive", "slack"]
+
+
+@pytest.mark.parametrize(
+    ("query", "key", "status"),
+    [("min_support=0", "key-patterns", 422), ("limit=0", "key-patterns", 422), ("", "key-op", 400),
+     ("tenant=tenant-a", "key-patterns", 403)],
+)  # fmt: skip
+async def test_patterns_refuse_bad_queries(http, api, query, key, status):
+    r = await http.get(f"/api/workflows/patterns?{query}", headers=auth(key))
+    assert r.status_code == status, r.text

@@ -3,7 +3,8 @@ import pytest
 from domain.catalog import load_catalog
 from domain.dag import plan_definition
 from domain.generation import GenerationError, History, generate
-from domain.intent import Condition, DetectedStep, Detection, Detector
+from domain.intent import Alternative, Condition, DetectedStep, Detection, Detector
+from domain.patterns import Workflow, mine
 from schemas.workflows import WorkflowDefinition
 
 CATALOG = load_catalog()
@@ -119,3 +120,20 @@ def test_nothing_to_do_is_refused_with_what_was_found(found, says):
     with pytest.raises(GenerationError, match=r"say what should happen") as info:
         generate("when a new tweet mentions me", found, CATALOG)
     assert says in str(info.value)
+
+
+def test_patterns_rank_other_readings_and_suggest_the_tenants_templates():
+    found = Detection(
+        DetectedStep("gmail", None, 0.6), (DetectedStep("trello", None, 0.6),), (), 0.55,
+        (Alternative("trello", ("gmail",), 0.4), Alternative("gmail", ("asana",), 0.3)),
+    )  # fmt: skip
+    mined = mine([Workflow(f"w{i}", {"trigger": {"service": "gmail"},
+                                     "steps": [{"id": "a", "service": "asana"}, {"id": "s", "service": "slack"}]})
+                  for i in range(3)], [], min_support=2)  # fmt: skip
+    out = generate("x", found, CATALOG, patterns=mined)
+    assert [(a["trigger"], a["your_workflows"]) for a in out.alternatives] == [("gmail", 3), ("trello", 0)]
+    assert "matches 3 of your workflows" in out.explanation[-1]
+    assert out.templates == [
+        {"trigger": "gmail", "actions": ["asana", "slack"], "workflows": 3, "runs": 0, "example_workflow_id": "w0"}
+    ]
+    assert generate("x", found, CATALOG).templates == []
