@@ -26,6 +26,7 @@ from api.routes import (
     patterns,
     runs,
     services,
+    troubleshooting,
     workflows,
 )  # fmt: skip
 from api.state import AppState
@@ -87,7 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "`Authorization: Bearer <key>`; a key sees and writes only its tenant.",
         lifespan=lifespan,
     )
-    routers = (events, runs, generate, patterns, workflows, credentials, monitoring, metrics, alerts, health, services)
+    routers = (
+        events,
+        runs,
+        generate,
+        patterns,
+        troubleshooting,
+        workflows,
+        credentials,
+        monitoring,
+        metrics,
+        alerts,
+        health,
+        services,
+    )
     for router in (module.router for module in routers):
         app.include_router(router)
     _publish_record_schemas(app)

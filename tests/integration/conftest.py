@@ -25,7 +25,8 @@ from projections.warehouse import Warehouse
 
 KEYS = {
     "key-a": "tenant-a", "key-b": "tenant-b", "key-crash": "tenant-crash", "key-gen": "tenant-gen",
-    "key-history": "tenant-history", "key-patterns": "tenant-patterns", "key-op": "*",
+    "key-history": "tenant-history", "key-patterns": "tenant-patterns",
+    "key-trouble": "tenant-trouble", "key-op": "*",
 }  # fmt: skip
 
 
