@@ -350,8 +350,10 @@ class Recovery:
 
     def _event(self, kind: Any, session: Session, what: str, payload: Any) -> Envelope:
         """A session event of type ``kind`` (each takes the same envelope fields)."""
+        event_id = session.next_id(what)
+        payload = payload.model_copy(update={"seq": session.seq})
         event: Envelope = kind(
-            event_id=session.next_id(what), occurred_at=self._at(), tenant_id=self.tenant_id,
+            event_id=event_id, occurred_at=self._at(), tenant_id=self.tenant_id,
             workflow_id=session.anchor_workflow, correlation_id=session.session_id, payload=payload,
         )  # fmt: skip
         return event

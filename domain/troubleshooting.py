@@ -147,4 +147,4 @@ def _events(
                 event_id=deterministic_event_id(sid, "proposed", str(i)), **{**base, "causation_id": ranked.event_id},
                 payload=ResolutionPayload(session_id=sid, action=p.action, detail=p.to_json()),
             ))  # fmt: skip
-    return events
+    return [e.model_copy(update={"payload": e.payload.model_copy(update={"seq": i})}) for i, e in enumerate(events)]

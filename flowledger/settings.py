@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Alert rules are evaluated once per pane over a rolling metric window."
     )
     workflow_monitoring_enabled: bool = Field(default=True, description="false: alert rules are not evaluated.")
+    workflow_auto_recovery_enabled: bool = Field(
+        default=False,
+        description="true: troubleshooting sessions apply their automatic actions (pause, probe, resume, retry).",
+    )
+    flowledger_recovery_probe_s: float = Field(
+        default=5.0, gt=0, le=3600, description="First wait before a failing service is probed again (it doubles)."
+    )
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."
     )

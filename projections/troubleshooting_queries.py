@@ -97,10 +97,10 @@ SELECT event_id, type, occurred_at, workflow_id, causation_id, payload
 FROM events
 WHERE tenant_id = {tenant_id:String} AND type IN {types:Array(String)}
   AND JSONExtractString(payload, 'session_id') = {session_id:String}
-ORDER BY occurred_at, partition, offset
+ORDER BY JSONExtractUInt(payload, 'seq'), occurred_at, partition, offset
 LIMIT 1 BY event_id
 """
-"""Log order: one analysis writes its events with one timestamp, in the order they happened."""
+"""Session order: the events of one moment share a timestamp (and a batch shares an offset); ``seq`` orders them."""
 
 
 def sessions(wh: Warehouse, tenant_id: str, workflow_id: str = "", limit: int = 50) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ ErrorClass = Literal[
 class SessionPayload(FrozenModel):
     session_id: Identifier
     detail: dict[str, Any] = Field(default_factory=dict)
+    seq: int = Field(default=0, ge=0, description="Order within the session (events of one moment share a time).")
 
 
 class SessionOpenedPayload(SessionPayload):

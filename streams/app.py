@@ -88,4 +88,4 @@ from streams import ingest_stats  # noqa: E402,F401
 if RUNS_EXECUTOR:
     from streams import executor  # noqa: F401
 if RUNS_MONITOR:
-    from streams import alerts, metrics  # noqa: F401
+    from streams import alerts, metrics, recovery  # noqa: F401
