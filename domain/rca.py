@@ -9,7 +9,7 @@ cause                 evidence that makes it likely
 ====================  =======================================================
 ``service_outage``    one service failing with 5xx, timeouts or network
                       errors, in several workflows or tenants, most of its
-                      calls failing
+                      calls failing since the first of them
 ``rate_limit``        429s on one service, more of them when it is called
                       more (saturation)
 ``credentials``       auth failures concentrated on one credential while the
@@ -160,18 +160,18 @@ def _service_causes(items: Sequence[Attempt]) -> list[Candidate]:
     for service, calls in by_service.items():
         outage = [a for a in calls if not a.ok and a.error_class in OUTAGE_CLASSES]
         if outage:
-            share = len(outage) / len(calls)
+            share = len(outage) / len(_since(calls, outage[0].at))
             workflows = len({(a.tenant_id, a.workflow_id) for a in outage})
             classes = Counter(a.error_class for a in outage)
             out.append(Candidate(
                 "service_outage", {"service": service}, classes.most_common(1)[0][0],
-                round(share * _spread(workflows), 3),
+                round(share * _spread(workflows) * _spread(len(outage) - 1), 3),  # one failure is no outage
                 _evidence(outage, len(calls), failure_share=round(share, 3), classes=dict(classes)),
                 _keys(outage),
             ))  # fmt: skip
         limited = [a for a in calls if not a.ok and a.error_class == "rate_limited"]
         if limited:
-            share = len(limited) / len(calls)
+            share = len(limited) / len(_since(calls, limited[0].at))
             saturation = _load_correlation(calls)
             confidence = share * (0.6 + 0.4 * max(saturation, 0.0))
             out.append(Candidate(
@@ -180,6 +180,11 @@ def _service_causes(items: Sequence[Attempt]) -> list[Candidate]:
                 _keys(limited),
             ))  # fmt: skip
     return out
+
+
+def _since(calls: Sequence[Attempt], start: float) -> list[Attempt]:
+    """The calls from the first failure of a kind on: a service that breaks now fails all of those."""
+    return [a for a in calls if a.at >= start]
 
 
 def _load_correlation(calls: Sequence[Attempt]) -> float:
@@ -208,8 +213,10 @@ def _credential_causes(items: Sequence[Attempt]) -> list[Candidate]:
     for a in auth:
         by_credential[(a.service, a.credential_id or "")].append(a)
     for (service, credential), failures in by_credential.items():
-        calls = [a for a in items if a.service == service and (a.credential_id or "") == credential]
-        others = [a for a in items if a.service == service and (a.credential_id or "") != credential]
+        calls = _since([a for a in items if a.service == service and (a.credential_id or "") == credential],
+                       failures[0].at)  # fmt: skip
+        others = _since([a for a in items if a.service == service and (a.credential_id or "") != credential],
+                        failures[0].at)  # fmt: skip
         share = len(failures) / len(calls)
         others_ok = sum(a.ok for a in others) / len(others) if others else 0.5
         subject = {"service": service, **({"credential_id": credential} if credential else {})}

@@ -62,6 +62,8 @@ MAX_RETRIES = 5
 """Retries of one run within a session before it is given up."""
 RECENT_ATTEMPTS = 5000
 """Attempts kept per tenant for ranking causes."""
+RERANK_AT = frozenset({2, 4, 8, 16, 32, 64})
+"""Failed runs in a session at which its causes are ranked again."""
 MAX_EVIDENCE = 50
 """Failed runs recorded as evidence per session; later ones are counted only."""
 
@@ -147,7 +149,7 @@ class Recovery:
         run_id = record.run_id or ""
         if failure is None:
             return []  # not a step failure (a run-level error): nothing this engine can retry
-        _step, service, step_failed = failure
+        step_id, service, step_failed = failure
         error = step_failed.payload.error
         found = classify(error.message, status_code=error.status_code, error_type=error.type)
         if error.retryable is False:
@@ -158,8 +160,10 @@ class Recovery:
         out: list[Envelope] = []
         session = self.sessions.get(key)
         if session is None:
-            session = self._open(key, record, service, found.error_class, transient, now, out)
+            session = self._open(key, record, step_id, service, found.error_class, transient, now, out)
         session.runs_seen += 1
+        if session.runs_seen in RERANK_AT:  # more evidence: rank again (the latest ranking is the session's)
+            out += self._ranking(session, self._ranked(session, (run_id, step_id), record.workflow_id))
         retry_after = error.retry_after_s or found.retry_after_s or 0.0
         if run_id in session.retrying or run_id in session.failed:
             out += self._retry_failed(session, run_id, record.workflow_id, retry_after, now)
@@ -180,8 +184,8 @@ class Recovery:
             session.next_probe_at = max(session.next_probe_at, now + max(session.probe_every_s, retry_after))
         return out
 
-    def _open(self, key: tuple[str, ...], record: RunFailed, service: str, error_class: str, transient: bool,
-              now: float, out: list[Envelope]) -> Session:  # fmt: skip
+    def _open(self, key: tuple[str, ...], record: RunFailed, failure_step: str, service: str, error_class: str,
+              transient: bool, now: float, out: list[Envelope]) -> Session:  # fmt: skip
         sid = "ts-" + deterministic_event_id(self.tenant_id, *key, str(record.event_id))[:18]
         session = Session(sid, key, self.tenant_id, service, error_class, transient, now, record.workflow_id,
                           probe_every_s=self.probe_s, next_probe_at=now + self.probe_s)  # fmt: skip
@@ -193,11 +197,8 @@ class Recovery:
             session_id=sid, trigger=trigger, summary=summary,
             detail={"service": service, "error_class": error_class, "transient": transient},
         )))  # fmt: skip
-        candidates = [c for c in rank(list(self.recent)) if _about(c, service, record.workflow_id)]
-        if candidates:
-            out.append(self._event(RootCauseRanked, session, "ranked", RootCauseRankedPayload(
-                session_id=sid, candidates=tuple(_public(c) for c in candidates[:5]),
-            )))  # fmt: skip
+        candidates = self._ranked(session, (record.run_id or "", failure_step), record.workflow_id)
+        out += self._ranking(session, candidates)
         top = candidates[0] if candidates else None
         if top is not None and not transient:
             proposals = propose(top, workflows=[record.workflow_id])
@@ -212,6 +213,20 @@ class Recovery:
             out.append(self._event(ResolutionProposed, session, "proposed", ResolutionPayload(
                 session_id=sid, action=p.action, detail=p.to_json())))  # fmt: skip
         return session
+
+    def _ranked(self, session: Session, failure: tuple[str, str], workflow: str) -> list[Candidate]:
+        """Causes that explain ``failure`` (run, step), else those about the session's service or workflow."""
+        ranked = rank(list(self.recent))
+        return [c for c in ranked if failure in c.failures] or [
+            c for c in ranked if _about(c, session.service, workflow)
+        ]
+
+    def _ranking(self, session: Session, candidates: list[Candidate]) -> list[Envelope]:
+        if not candidates:
+            return []
+        return [self._event(RootCauseRanked, session, "ranked", RootCauseRankedPayload(
+            session_id=session.session_id, candidates=tuple(_public(c) for c in candidates[:5]),
+        ))]  # fmt: skip
 
     def _succeeded(self, run_id: str, now: float) -> list[Envelope]:
         key = self.by_run.get(run_id)

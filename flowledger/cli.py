@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         "generation", help="sentences -> workflow definitions, in process and via the API"
     )
     generation.add_argument("--sentences", type=int, default=500, help="recipe texts of the development set to use")
+    recovery = bench_sub.add_parser("recovery", help="sandbox faults -> sessions -> automatic recovery")
+    recovery.add_argument("--faults", type=Path, required=True, help="fault schedule (the sandbox's format)")
+    recovery.add_argument("--runs", type=int, default=300)
+    recovery.add_argument("--rate", type=float, default=10.0, help="runs started per second")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -234,6 +238,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_alerts import bench_alerts
 
         return bench_alerts(alerts=args.alerts, window_s=args.window_s)
+    if args.bench_command == "recovery":
+        from flowledger.bench_recovery import bench_recovery
+
+        return bench_recovery(faults_file=args.faults, runs=args.runs, rate=args.rate)
     if args.bench_command == "generation":
         from flowledger.bench_generation import bench_generation
 

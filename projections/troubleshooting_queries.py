@@ -79,7 +79,7 @@ SELECT JSONExtractString(payload, 'session_id') AS session_id,
        argMinIf(JSONExtractString(payload, 'trigger'), occurred_at, type = 'SessionOpened') AS opened_by,
        argMinIf(JSONExtractString(payload, 'summary'), occurred_at, type = 'SessionOpened') AS summary,
        countIf(type = 'SessionClosed') > 0 AS closed,
-       argMaxIf(payload, occurred_at, type = 'RootCauseRanked') AS ranked,
+       argMaxIf(payload, (occurred_at, JSONExtractUInt(payload, 'seq')), type = 'RootCauseRanked') AS ranked,
        countIf(type = 'ResolutionApplied') AS applied,
        countIf(type = 'ResolutionVerified') AS verified,
        countIf(type = 'ResolutionFailed') AS failed

@@ -1,0 +1,262 @@
+"""``flowledger bench recovery --faults FILE --runs N``: faults injected, sessions opened, runs repaired.
+
+Starts its own broker, API (with the projector), sandbox (20 ms answers) and
+workers (executor and monitor, as ``flowledger up`` runs them) with
+``WORKFLOW_AUTO_RECOVERY_ENABLED=true``; defines three workflows over seven
+catalog services (gmail, asana, slack, hubspot, google-sheets, stripe,
+quickbooks); sets the fault schedule of FILE (the sandbox's format, times
+from the first run) and starts ``--runs`` runs at ``--rate`` per second,
+spread over the workflows. It waits until every run has ended and nothing
+changed for ``QUIET_S``, then reads every run event back from the log and
+every session from the API:
+
+* ``runs_hit``: runs with a failed step attempt; ``recoverable_hit``: those
+  whose failures were all transient (429, 5xx, timeout), ``recovered``: those
+  of them that succeeded in the end (by the executor's retries or the
+  engine's); ``recovery_rate`` = recovered / recoverable_hit;
+* ``false_resolutions``: runs a session declared recovered that did not
+  succeed, plus runs hit only by permanent faults that the engine retried;
+* ``rca_top1_accuracy``: sessions whose top cause names the failing service
+  (when it names one) and the class of the fault injected on it;
+* ``mttr_s_*``: session opened to resolution verified.
+"""
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from domain.error_classifier import classify
+from domain.error_rules import TRANSIENT
+from domain.faults import parse_schedule
+from flowledger.bench import percentile
+from flowledger.bench_execution import LogReader
+from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
+from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
+
+KEY, TENANT = "bench-key", "bench"
+QUIET_S = 20.0
+"""No run changed status for this long: the engine is done (longer than its probe backoff at these outages)."""
+STEP = {"timeout_s": 2.0}
+WORKFLOWS = {
+    "triage": [
+        {"id": "fetch", "service": "gmail", "action": "get_message", **STEP},
+        {"id": "task", "service": "asana", "action": "create_task", "needs": ["fetch"], **STEP},
+        {"id": "notify", "service": "slack", "action": "post_message", "needs": ["task"], **STEP},
+    ],
+    "leads": [
+        {"id": "contact", "service": "hubspot", "action": "create_contact", **STEP},
+        {"id": "announce", "service": "slack", "action": "post_message", "needs": ["contact"], **STEP},
+        {"id": "log", "service": "google-sheets", "action": "append_row", "needs": ["contact"], **STEP},
+    ],
+    "billing": [
+        {"id": "charge", "service": "stripe", "action": "get_charge", **STEP},
+        {"id": "invoice", "service": "quickbooks", "action": "create_invoice", "needs": ["charge"], **STEP},
+        {"id": "receipt", "service": "gmail", "action": "send_email", "needs": ["invoice"], **STEP},
+    ],
+}
+FAULT_CLASS = {"429": "rate_limited", "500": "upstream_5xx", "503": "upstream_5xx", "timeout": "timeout",
+               "401": "credentials", "400": "bad_input", "404": "not_found"}  # fmt: skip
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def services() -> list[str]:
+    return sorted({str(s["service"]) for steps in WORKFLOWS.values() for s in steps})
+
+
+async def drive(api: str, sandbox: str, bootstrap: str, faults: list[dict[str, Any]], runs: int, rate: float
+                ) -> dict[str, Any]:  # fmt: skip
+    reader = LogReader(bootstrap)
+    await reader.start()
+    try:
+        return await _drive(api, sandbox, reader, faults, runs, rate)
+    finally:
+        await reader.stop()
+
+
+async def _drive(api: str, sandbox: str, reader: LogReader, faults: list[dict[str, Any]], runs: int, rate: float
+                 ) -> dict[str, Any]:  # fmt: skip
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
+        for name, steps in WORKFLOWS.items():
+            body = {"id": name, "name": name, "trigger": {"service": "webhook", "event": "call"}, "steps": steps}
+            (await http.post("/api/workflows", json=body)).raise_for_status()
+        for name in WORKFLOWS:  # runs start from the projected definition
+            while (await http.get(f"/api/workflows/{name}")).status_code != 200:
+                await asyncio.sleep(0.2)
+        say("warming up the workers (their consumer groups join) ...")
+        warm = await _start(http, "triage")
+        await reader.read_until({warm}, timeout_s=180)
+        httpx.put(f"{sandbox}/_sandbox/faults", json=faults).raise_for_status()
+        say(f"{runs} runs at {rate:g}/s with {len(faults)} fault entries ...")
+        t0 = time.perf_counter()
+        started: list[str] = []
+        names = list(WORKFLOWS)
+        for i in range(runs):
+            started.append(await _start(http, names[i % len(names)]))
+            delay = t0 + (i + 1) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await _settle(reader, set(started))
+        sessions = (await http.get("/api/workflows/troubleshooting/sessions", params={"limit": 500})).json()
+        timelines = {}
+        for s in sessions["sessions"]:
+            r = await http.get(f"/api/workflows/troubleshooting/sessions/{s['session_id']}")
+            timelines[s["session_id"]] = r.json()["events"]
+    return score(started, reader.events, sessions["sessions"], timelines, faults)
+
+
+async def _start(http: httpx.AsyncClient, workflow: str) -> str:
+    run_id = f"rec-{uuid.uuid4().hex[:12]}"
+    r = await http.post(f"/api/workflows/{workflow}/runs", json={"trigger": {}, "run_id": run_id})
+    r.raise_for_status()
+    return run_id
+
+
+async def _settle(reader: LogReader, run_ids: set[str], timeout_s: float = 600.0) -> None:
+    """Read the log until every run has ended and no run event arrived for ``QUIET_S``."""
+    deadline = time.monotonic() + timeout_s
+    last_change = time.monotonic()
+    seen = 0
+    while time.monotonic() < deadline:
+        fetched = await reader.consumer.getmany(timeout_ms=500, max_records=5000)
+        for messages in fetched.values():
+            for message in messages:
+                value = orjson.loads(message.value)
+                for event in value if isinstance(value, list) else [value]:
+                    reader.events.setdefault(event["run_id"], []).append(event)
+        count = sum(len(v) for v in reader.events.values())
+        if count != seen:
+            seen, last_change = count, time.monotonic()
+        ended = all(_final(reader.events.get(r, [])) for r in run_ids)
+        if ended and time.monotonic() - last_change > QUIET_S:
+            return
+    raise RuntimeError("runs did not settle")
+
+
+def _final(events: list[dict[str, Any]]) -> str | None:
+    """The run's status after its last run-level event (a retried run may fail, then succeed)."""
+    status = None
+    for e in events:
+        if e["type"] in ("RunSucceeded", "RunFailed", "RunCancelled"):
+            status = e["type"]
+        elif e["type"] == "RunResumed":
+            status = None
+    return status
+
+
+def score(runs: list[str], events: dict[str, list[dict[str, Any]]], sessions: list[dict[str, Any]],
+          timelines: dict[str, list[dict[str, Any]]], faults: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    hit = recoverable = recovered = 0
+    permanent_runs: set[str] = set()
+    for run_id in runs:
+        failures = [e for e in events.get(run_id, []) if e["type"] == "StepFailed"]
+        if not failures:
+            continue
+        hit += 1
+        classes = {_class(e["payload"]["error"]) for e in failures}
+        if classes <= TRANSIENT:
+            recoverable += 1
+            recovered += _final(events[run_id]) == "RunSucceeded"
+        else:
+            permanent_runs.add(run_id)
+    false = 0
+    retried_by_engine: set[str] = set()
+    mttr = []
+    for timeline in timelines.values():
+        for e in timeline:
+            detail = e["payload"].get("detail", {})
+            if e["type"] == "ResolutionApplied" and detail.get("run_id"):
+                retried_by_engine.add(detail["run_id"])
+            if e["type"] == "ResolutionVerified":
+                mttr.append(detail["mttr_s"])
+                false += sum(_final(events.get(r, [])) != "RunSucceeded" for r in detail.get("recovered", []))
+    false += len(permanent_runs & retried_by_engine)
+    injected = {(f["service"], FAULT_CLASS[f["fault"]]) for f in faults}
+    correct = judged = 0
+    for s in sessions:
+        opened = next((e for e in timelines[s["session_id"]] if e["type"] == "SessionOpened"), None)
+        if opened is None or s["top_cause"] is None:
+            continue
+        service = opened["payload"]["detail"].get("service")
+        judged += 1
+        top = s["top_cause"]["evidence"]
+        names = top.get("subject", {}).get("service", service)
+        cls = top.get("error_class")
+        right = names == service and ((service, cls) in injected or ("*", cls) in injected)
+        correct += right
+        say(
+            f"session {s['session_id']} on {service}: top cause {s['top_cause']['cause']} ({names}, {cls}) "
+            f"{'right' if right else 'WRONG'}; {s['status']}"
+        )
+        if not right:
+            for e in timelines[s["session_id"]]:
+                say(f"   {e['type']} {str(e['payload'].get('detail'))[:300]}")
+    return {
+        "bench": "recovery",
+        "runs": len(runs),
+        "runs_hit": hit,
+        "recoverable_hit": recoverable,
+        "recovered": recovered,
+        "recovery_rate": round(recovered / recoverable, 4) if recoverable else None,
+        "false_resolutions": false,
+        "rca_top1_accuracy": round(correct / judged, 4) if judged else None,
+        "sessions": judged,
+        "mttr_s_p50": round(statistics.median(mttr), 2) if mttr else None,
+        "mttr_s_p95": round(percentile(mttr, 0.95), 2) if mttr else None,
+        "services": services(),
+    }
+
+
+def _class(error: dict[str, Any]) -> str:
+    return classify(error.get("message", ""), status_code=error.get("status_code"),
+                    error_type=error.get("type")).error_class  # fmt: skip
+
+
+def bench_recovery(*, faults_file: Path, runs: int, rate: float) -> int:
+    try:
+        faults = json.loads(faults_file.read_text())
+        parse_schedule(faults)
+    except (OSError, ValueError) as exc:
+        say(f"bench recovery: {faults_file}: {exc}")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="flowledger-bench-recovery-") as tmp, EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap))
+        tmp_path = Path(tmp)
+        sandbox_port, api_port = free_port(), free_port()
+        env = stack_env(
+            broker.bootstrap, tmp, api_port, f"{KEY}={TENANT}",
+            FLOWLEDGER_SERVICE_BASE_URL=f"http://127.0.0.1:{sandbox_port}",
+            WORKFLOW_AUTO_RECOVERY_ENABLED="true", FLOWLEDGER_RECOVERY_PROBE_S="1",
+        )  # fmt: skip
+        procs = {
+            "sandbox": spawn(flowledger_command("sandbox", "--port", str(sandbox_port), "--latency", "fixed:20",
+                                                "--seed", "7"), env, log=tmp_path / "sandbox.log"),
+            "serve": spawn(flowledger_command("serve"), env, log=tmp_path / "serve.log"),
+        }  # fmt: skip
+        for role in ("executor", "monitor"):
+            procs[role] = spawn(flowledger_command("worker", "--role", role), env, log=tmp_path / f"{role}.log")
+        try:
+            sandbox = f"http://127.0.0.1:{sandbox_port}"
+            wait_http(f"{sandbox}/_sandbox/stats", 60, procs)
+            wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
+            result = asyncio.run(drive(f"http://127.0.0.1:{api_port}", sandbox, broker.bootstrap, faults, runs, rate))
+        except RuntimeError as exc:
+            say(f"bench recovery: {exc}; monitor log: {(tmp_path / 'monitor.log').read_text()[-3000:]}")
+            return 1
+        finally:
+            for proc in procs.values():
+                terminate(proc)
+    print(orjson.dumps(result).decode(), flush=True)
+    return 0
