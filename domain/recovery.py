@@ -10,11 +10,14 @@ A run that fails opens a session or joins the open one for its cause:
   class by ``domain.error_classifier``) group by service, so an outage of one
   service is one session however many runs and workflows it fails. With
   recovery on, each affected workflow is paused (``PauseWorkflow``: its new
-  runs wait), and after ``probe_s`` one failed run is retried as a probe
+  runs wait; a service answering 429 also gets at most
+  ``LOWERED_CONCURRENCY`` calls at once, ``SetServiceConcurrency``), and
+  after ``probe_s`` one failed run is retried as a probe
   (``RetryRun``, from the failed step; half-open breaker). The probe fails:
   the next one waits twice as long (at most ``MAX_PROBE_S``, and never less
   than a ``Retry-After`` the service sent). It succeeds: the workflows are
-  resumed (their waiting runs start) and every other failed run is retried.
+  resumed (their waiting runs start), the concurrency limit is lifted, and
+  every other failed run is retried.
   When every failed run of the session has succeeded the resolution is
   verified and the session closes; a run that fails ``MAX_RETRIES`` retries
   is given up (``ResolutionFailed``) and left for a person.
@@ -37,7 +40,8 @@ from domain.error_rules import TRANSIENT
 from domain.rca import Attempt, Candidate, rank
 from domain.remedies import propose
 from schemas.envelope import Envelope, deterministic_event_id
-from schemas.runs import RunFailed, RunSucceeded, StepFailed, StepSucceeded
+from schemas.monitoring import AlertFired, AlertResolved, AnomalyDetected
+from schemas.runs import RunCancelled, RunFailed, RunSucceeded, StepFailed, StepSucceeded
 from schemas.troubleshooting import (
     EvidenceAdded,
     EvidencePayload,
@@ -54,7 +58,14 @@ from schemas.troubleshooting import (
     SessionOpenedPayload,
     SessionPayload,
 )
-from schemas.workflows import PauseWorkflow, ReasonPayload, ResumeWorkflow, RetryRun
+from schemas.workflows import (
+    PauseWorkflow,
+    ReasonPayload,
+    ResumeWorkflow,
+    RetryRun,
+    ServiceConcurrencyPayload,
+    SetServiceConcurrency,
+)
 
 PROBE_S = 2.0
 MAX_PROBE_S = 60.0
@@ -62,6 +73,11 @@ MAX_RETRIES = 5
 """Retries of one run within a session before it is given up."""
 RECENT_ATTEMPTS = 5000
 """Attempts kept per tenant for ranking causes."""
+LOWERED_CONCURRENCY = 2
+"""Calls at once to a service that answers 429, until it answers again."""
+STUCK_AFTER_S = 600.0
+"""A run with no event for this long is stuck (the executor's steps time out long before)."""
+SIGNAL_QUIET_S = 600.0
 RERANK_AT = frozenset({2, 4, 8, 16, 32, 64})
 """Failed runs in a session at which its causes are ranked again."""
 MAX_EVIDENCE = 50
@@ -93,6 +109,10 @@ class Session:
     """``open`` (workflows paused, probing), ``closed`` (resumed, retried runs finishing)."""
     runs_seen: int = 0
     seq: int = 0
+    lowered: bool = False
+    """The service's concurrency is lowered (rate limited) until the probe succeeds."""
+    last_signal_at: float = 0.0
+    """When an alert, anomaly or stuck run last joined (sessions opened by those close when it is old)."""
 
     def next_id(self, what: str) -> str:
         self.seq += 1
@@ -115,13 +135,35 @@ class Recovery:
     closed: int = 0
     clock: float = 0.0
     """The ``now`` of the call being handled: the time of the events it emits."""
+    in_flight: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Runs started and not ended: run id -> (workflow id, time of its last event). Memory only."""
+    stuck_after_s: float = STUCK_AFTER_S
+    dirty: bool = False
+    """Persisted state changed since the last save (``recent`` and ``in_flight`` are not persisted)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["recent"] = deque(maxlen=RECENT_ATTEMPTS)
+        state["in_flight"] = {}
+        return state
 
     # ------------------------------------------------------------------ folding run events
 
     def apply(self, record: Envelope, now: float) -> list[Envelope]:
         self.clock = now
+        out = self._apply(record, now)
+        self.dirty = self.dirty or bool(out)
+        return out
+
+    def _apply(self, record: Envelope, now: float) -> list[Envelope]:
+        run_id = record.run_id or ""
+        if isinstance(record, AlertFired | AlertResolved | AnomalyDetected):
+            return self._signal(record)
+        if run_id and not isinstance(record, RunSucceeded | RunFailed | RunCancelled):
+            self.in_flight[run_id] = (record.workflow_id, record.occurred_at.timestamp())
         if isinstance(record, StepFailed):
-            self.last_failure[record.run_id or ""] = (record.step_id or "", record.payload.service, record)
+            self.last_failure[run_id] = (record.step_id or "", record.payload.service, record)
+            self.dirty = True
             error = record.payload.error
             cls = classify(error.message, status_code=error.status_code, error_type=error.type).error_class
             self._remember(record, ok=False, error_class=cls, code=error.status_code, message=error.message)
@@ -129,13 +171,114 @@ class Recovery:
         if isinstance(record, StepSucceeded):
             self._remember(record, ok=True)
             return []
+        if isinstance(record, RunSucceeded | RunFailed | RunCancelled):
+            self.in_flight.pop(run_id, None)
         if isinstance(record, RunSucceeded):
-            self.last_failure.pop(record.run_id or "", None)
-            return self._succeeded(record.run_id or "", now)
+            if self.last_failure.pop(run_id, None) is not None:
+                self.dirty = True
+            return self._succeeded(run_id, now)
         if isinstance(record, RunFailed):
-            failure = self.last_failure.pop(record.run_id or "", None)
+            failure = self.last_failure.pop(run_id, None)
+            self.dirty = self.dirty or failure is not None
             return self._failed(record, failure, now)
         return []
+
+    # ------------------------------------------------------------------ alerts, anomalies, stuck runs
+
+    def _signal(self, record: AlertFired | AlertResolved | AnomalyDetected) -> list[Envelope]:
+        """A firing alert or an anomaly joins the open session it concerns, else opens one of its own."""
+        if isinstance(record, AnomalyDetected):
+            anomaly = record.payload
+            service = anomaly.key if anomaly.scope == "service" else None
+            workflow = (anomaly.key if anomaly.scope == "workflow" else None) or record.workflow_id
+            key: tuple[str, ...] = ("signal", "anomaly", anomaly.series)
+            kind, text = "latency_anomaly", anomaly.explanation
+        else:
+            labels = record.payload.labels
+            service = labels.get("service")
+            workflow = labels.get("workflow") or record.workflow_id
+            key = ("signal", "alert", record.payload.alert_id)
+            kind, text = "alert", f"{record.payload.rule} ({record.payload.severity}) {labels}"
+            if isinstance(record, AlertResolved):
+                session = self.sessions.get(key)
+                return self._close(session, "alert resolved") if session and not session.failed else []
+        session = self.sessions.get(("service", service)) if service else None
+        session = session or self.sessions.get(key) or next(
+            (s for s in self.sessions.values() if s.anchor_workflow == workflow), None)  # fmt: skip
+        out: list[Envelope] = []
+        if session is None:
+            session = Session("ts-" + deterministic_event_id(self.tenant_id, *key, str(record.event_id))[:18], key,
+                              self.tenant_id, service or "", kind, False, self.clock, workflow)  # fmt: skip
+            self.sessions[key] = session
+            out.append(self._event(SessionOpened, session, "opened", SessionOpenedPayload(
+                session_id=session.session_id, trigger=kind, summary=text[:1024],
+                detail={"service": service, "workflow_id": workflow})))  # fmt: skip
+            candidates = [c for c in rank(list(self.recent)) if _about(c, service or "", workflow) and c.subject]
+            out += self._ranking(session, candidates)
+            for proposal in propose(candidates[0], workflows=[workflow]) if candidates else []:
+                out.append(self._event(ResolutionProposed, session, "proposed", ResolutionPayload(
+                    session_id=session.session_id, action=proposal.action, detail=proposal.to_json())))  # fmt: skip
+        session.last_signal_at = self.clock
+        out.append(
+            self._event(
+                EvidenceAdded,
+                session,
+                "evidence",
+                EvidencePayload(
+                    session_id=session.session_id, kind=kind, detail={"event_id": record.event_id, "text": text[:500]}
+                ),
+            )
+        )
+        return out
+
+    def _stuck(self, now: float) -> list[Envelope]:
+        """Runs without an event for ``stuck_after_s``: one session per workflow, for a person."""
+        out: list[Envelope] = []
+        for run_id, (workflow, last) in list(self.in_flight.items()):
+            if now - last < self.stuck_after_s:
+                continue
+            del self.in_flight[run_id]
+            key = ("stuck", workflow)
+            session = self.sessions.get(key)
+            if session is None:
+                session = Session("ts-" + deterministic_event_id(self.tenant_id, *key, run_id)[:18], key,
+                                  self.tenant_id, "", "stuck_run", False, now, workflow)  # fmt: skip
+                self.sessions[key] = session
+                out.append(self._event(SessionOpened, session, "opened", SessionOpenedPayload(
+                    session_id=session.session_id, trigger="stuck_run",
+                    summary=f"runs of {workflow} made no progress for {self.stuck_after_s:g} s")))  # fmt: skip
+                out.append(
+                    self._event(
+                        ResolutionProposed,
+                        session,
+                        "proposed",
+                        ResolutionPayload(
+                            session_id=session.session_id,
+                            action="ask_person",
+                            detail={"reason": "cancel the stuck runs or find what holds them (a worker, a producer)"},
+                        ),
+                    )
+                )
+            session.last_signal_at = now
+            out.append(self._event(EvidenceAdded, session, "evidence", EvidencePayload(
+                session_id=session.session_id, kind="stuck_run",
+                detail={"run_id": run_id, "last_event_at": last})))  # fmt: skip
+        return out
+
+    def _quiet_signals(self, now: float) -> list[Envelope]:
+        """Sessions opened by alerts, anomalies or stuck runs close when nothing new came for ``SIGNAL_QUIET_S``."""
+        out: list[Envelope] = []
+        for session in list(self.sessions.values()):
+            if session.key[0] in ("signal", "stuck") and not session.failed and not session.retrying:
+                if now - session.last_signal_at >= SIGNAL_QUIET_S:
+                    out += self._close(session, f"nothing new for {SIGNAL_QUIET_S:g} s")
+        return out
+
+    def _close(self, session: Session, reason: str) -> list[Envelope]:
+        del self.sessions[session.key]
+        self.closed += 1
+        return [self._event(SessionClosed, session, "closed", SessionPayload(
+            session_id=session.session_id, detail={"reason": reason}))]  # fmt: skip
 
     def _remember(self, record: Envelope, *, ok: bool, error_class: str | None = None, code: int | None = None,
                   message: str = "") -> None:  # fmt: skip
@@ -177,6 +320,8 @@ class Recovery:
                         "status_code": error.status_code, "message": error.message[:300]},
             )))  # fmt: skip
         if transient and self.enabled:
+            if found.error_class == "rate_limited" and not session.lowered:
+                out += self._concurrency(session, record.workflow_id, LOWERED_CONCURRENCY)
             out += self._pause(session, record.workflow_id)
             if session.breaker == "closed":  # already resumed: this run failed after: probe again
                 session.breaker = "open"
@@ -242,6 +387,8 @@ class Recovery:
             session.probe_every_s = self.probe_s
             session.breaker = "closed"
             out += self._resume(session, f"probe run {run_id} of {workflow} succeeded")
+            if session.lowered:
+                out += self._concurrency(session, workflow, None)
             for other, other_workflow in sorted(session.failed.items()):
                 out += self._retry(session, other, other_workflow, "the service answers again")
             session.failed.clear()
@@ -274,9 +421,9 @@ class Recovery:
     # ------------------------------------------------------------------ time
 
     def tick(self, now: float) -> list[Envelope]:
-        """Probes that are due: one failed run of each open breaker, retried."""
+        """What time makes due: probes (one failed run of each open breaker), stuck runs, quiet sessions closing."""
         self.clock = now
-        out: list[Envelope] = []
+        out: list[Envelope] = self._stuck(now) + self._quiet_signals(now)
         for session in list(self.sessions.values()):
             if not (session.transient and self.enabled and session.breaker == "open"):
                 continue
@@ -286,6 +433,7 @@ class Recovery:
             workflow = session.failed.pop(run_id)
             session.probe_run = run_id
             out += self._retry(session, run_id, workflow, f"probe: is {session.service} back?", action="probe")
+        self.dirty = self.dirty or bool(out)
         return out
 
     # ------------------------------------------------------------------ actions
@@ -319,6 +467,20 @@ class Recovery:
                                           f"circuit open again: {session.service} fails")  # fmt: skip
         return out
 
+    def _concurrency(self, session: Session, workflow: str, limit: int | None) -> list[Envelope]:
+        """Lower a rate-limiting service's calls at once (``limit``), or lift the limit again (``None``)."""
+        session.lowered = limit is not None
+        action = "lower_concurrency" if limit else "raise_concurrency"
+        reason = f"{session.service} answers 429" if limit else f"{session.service} answers again"
+        command = SetServiceConcurrency(
+            event_id=session.next_id(action), occurred_at=self._at(), tenant_id=self.tenant_id, workflow_id=workflow,
+            correlation_id=session.session_id,
+            payload=ServiceConcurrencyPayload(
+                service=session.service, limit=limit, reason=f"{session.session_id}: {reason}"
+            ),
+        )  # fmt: skip
+        return [command, self._applied(session, action, {"service": session.service, "limit": limit})]
+
     def _resume(self, session: Session, reason: str) -> list[Envelope]:
         out: list[Envelope] = []
         for workflow in sorted(session.paused):
@@ -333,15 +495,11 @@ class Recovery:
             workflow_id=workflow, correlation_id=session.session_id,
             payload=ReasonPayload(reason=f"{session.session_id}: {reason}"[:1024]),
         )  # fmt: skip
-        applied = self._event(
-            ResolutionApplied,
-            session,
-            "applied",
-            ResolutionPayload(
-                session_id=session.session_id, action=action, detail={"workflow_id": workflow, "reason": reason}
-            ),
-        )
-        return [command, applied]
+        return [command, self._applied(session, action, {"workflow_id": workflow, "reason": reason})]
+
+    def _applied(self, session: Session, action: str, detail: dict[str, Any]) -> Envelope:
+        payload = ResolutionPayload(session_id=session.session_id, action=action, detail=detail)
+        return self._event(ResolutionApplied, session, "applied", payload)
 
     def _maybe_close(self, session: Session) -> list[Envelope]:
         if session.failed or session.retrying or session.probe_run:
@@ -353,6 +511,7 @@ class Recovery:
                 detail={"recovered": sorted(session.recovered), "given_up": sorted(session.given_up),
                         "mttr_s": round(self.clock - session.opened_at, 3)})))  # fmt: skip
         out += self._resume(session, "session closed") if session.breaker == "open" else []
+        out += self._concurrency(session, session.anchor_workflow, None) if session.lowered else []
         out.append(self._event(SessionClosed, session, "closed", SessionPayload(
             session_id=session.session_id,
             detail={"recovered": len(session.recovered), "given_up": len(session.given_up)})))  # fmt: skip

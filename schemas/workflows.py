@@ -120,6 +120,19 @@ class ResumeWorkflow(Envelope):
     payload: ReasonPayload = Field(default_factory=ReasonPayload)
 
 
+class ServiceConcurrencyPayload(ReasonPayload):
+    service: ServiceId
+    limit: int | None = Field(default=None, ge=1, le=1024, description="Calls at once; null lifts the limit.")
+
+
+class SetServiceConcurrency(Envelope):
+    """At most ``limit`` calls at once to ``service`` for the tenant, per executor worker (``null``: no limit)."""
+
+    type: Literal["SetServiceConcurrency"] = "SetServiceConcurrency"
+    schema_version: Literal[1] = 1
+    payload: ServiceConcurrencyPayload
+
+
 WORKFLOW_RECORDS = (
     WorkflowDefined,
     StartRun,
@@ -128,4 +141,5 @@ WORKFLOW_RECORDS = (
     RetryStep,
     PauseWorkflow,
     ResumeWorkflow,
+    SetServiceConcurrency,
 )

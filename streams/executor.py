@@ -20,6 +20,8 @@ key. Timer ``start_due_retries`` starts retries whose time has come.
 
 Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
 waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
+``SetServiceConcurrency`` caps the calls at once to one service for a tenant
+(kept in ``service_limits``).
 """
 
 import logging
@@ -35,7 +37,7 @@ from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode
-from schemas.workflows import PauseWorkflow, ResumeWorkflow, StartRun
+from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, StartRun
 from streams.app import app, settings
 from streams.runtime import ExecutorRuntime
 
@@ -51,6 +53,10 @@ run_state_by_run = app.Table(
 paused_workflows = app.Table(
     "paused_workflows", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
 )
+service_limits = app.Table(
+    "service_limits", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
+)
+"""``tenant/service`` -> its concurrency limit (``SetServiceConcurrency``), restored into the runtime at start."""
 runs_waiting_by_workflow = app.Table(
     "runs_waiting_by_workflow",
     default=None,
@@ -179,6 +185,10 @@ async def _gate_paused(records: list[Envelope]) -> list[Envelope]:
             runs_waiting_by_workflow[key] = b""
             for raw in filter(None, (waiting or b"").split(b"\n")):
                 passed.extend(decode(raw)[0])
+        elif isinstance(record, SetServiceConcurrency):
+            limit = record.payload.limit
+            service_limits[f"{record.tenant_id}/{record.payload.service}".encode()] = str(limit or 0).encode()
+            await runtime.limits.set(record.tenant_id, record.payload.service, limit)
         elif isinstance(record, StartRun) and paused_workflows.get(key) == b"1":
             waiting = runs_waiting_by_workflow.get(key) or b""
             runs_waiting_by_workflow[key] = waiting + record.model_dump_json().encode() + b"\n"
@@ -192,6 +202,9 @@ async def start_due_retries() -> None:
     global _recovered
     if not _recovered and app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         _recovered = True
+        for key, value in list(service_limits.items()):
+            tenant, service = bytes(key).decode().split("/", 1)
+            await runtime.limits.set(tenant, service, int(value) or None)
         count = await runtime.recover()
         if count:
             log.warning("re-dispatched %d step attempts that were in flight before a restart", count)

@@ -1,13 +1,17 @@
 """Agent ``troubleshoot_runs``: failed runs open troubleshooting sessions; with recovery on, they repair themselves.
 
-Input topic: ``workflow-events`` (step and run results; other records pass).
+Input topics: ``workflow-events`` (step and run results), ``alerts`` (a firing
+alert joins the session of what it is about, or opens one) and ``anomalies``
+(likewise); a run without an event for ``STUCK_AFTER_S`` opens a session too.
 Output topics: ``troubleshooting-sessions`` (``SessionOpened``,
 ``EvidenceAdded``, ``RootCauseRanked``, ``ResolutionProposed``,
 ``ResolutionApplied``, ``ResolutionVerified``, ``ResolutionFailed``,
 ``SessionClosed``) and, when ``WORKFLOW_AUTO_RECOVERY_ENABLED=true``,
 ``workflow-commands`` (``PauseWorkflow``, ``ResumeWorkflow``, ``RetryRun``).
 Table: ``recovery_state`` (tenant -> its ``domain.recovery.Recovery``,
-pickled), written after the outputs of a batch were acknowledged.
+pickled, without the recent attempts and runs in flight, which are rebuilt
+from new events), written when it changed, after the outputs of its batch
+were acknowledged.
 Timer ``probe_failing_services`` sends the probes that are due.
 
 Delivery: at-least-once. Output ids derive from the session and its
@@ -26,15 +30,21 @@ from domain.recovery import Recovery
 from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
+from schemas.monitoring import AlertFired, AlertResolved, AnomalyDetected
 from schemas.registry import decode
-from schemas.runs import RunFailed, RunSucceeded, StepFailed, StepSucceeded
+from schemas.runs import RunCancelled, RunFailed, RunStarted, RunSucceeded, StepFailed, StepStarted, StepSucceeded
 from streams.app import app, settings
 from streams.metrics import routed_table
 
 log = logging.getLogger(__name__)
 
-WATCHED = (StepFailed, StepSucceeded, RunFailed, RunSucceeded)
-events_topic = app.topic(topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw")
+WATCHED = (
+    StepStarted, StepFailed, StepSucceeded, RunStarted, RunFailed, RunSucceeded, RunCancelled,
+    AlertFired, AlertResolved, AnomalyDetected,
+)  # fmt: skip
+watched_topics = app.topic(
+    topics.WORKFLOW_EVENTS, topics.ALERTS, topics.ANOMALIES, value_serializer="raw", key_serializer="raw"
+)
 recovery_table = routed_table("recovery_state", 1, route=lambda key: 0)
 """Written from batches of several partitions and from the probe timer: every key in the one changelog partition."""
 
@@ -63,19 +73,23 @@ class Store:
         return state
 
     async def publish(self, records: list[Envelope], tenants: set[str]) -> None:
+        """Send the records; once acknowledged, write the states of ``tenants`` that changed."""
         if records:
             if self.producer is None:
                 self.producer = Producer(settings.bootstrap, linger_ms=5)
                 await self.producer.start()
             await self.producer.send(records)
         for tenant in tenants:
-            recovery_table[tenant.encode()] = pickle.dumps(self.cache[tenant])
+            state = self.cache[tenant]
+            if state.dirty:
+                state.dirty = False
+                recovery_table[tenant.encode()] = pickle.dumps(state)
 
 
 store = Store()
 
 
-@app.agent(events_topic)
+@app.agent(watched_topics)
 async def troubleshoot_runs(stream):  # type: ignore[no-untyped-def]
     async for values in stream.take(1000, within=0.05):
         async with store.lock:
@@ -106,11 +120,9 @@ async def probe_failing_services() -> None:
         outputs: list[Envelope] = []
         touched: set[str] = set()
         for tenant_id, state in store.cache.items():
-            if state.sessions:
-                due = state.tick(now)
-                if due:
-                    outputs += due
-                    touched.add(tenant_id)
+            if state.sessions or state.in_flight:
+                outputs += state.tick(now)
+                touched.add(tenant_id)
         await store.publish(outputs, touched)
 
 

@@ -14,9 +14,10 @@ connector sees the same idempotency key) and re-arms due retries.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -109,6 +110,7 @@ class ExecutorRuntime:
         self.publish = publish
         self.connectors = connectors
         self.slots = asyncio.Semaphore(max_parallel)
+        self.limits = ServiceLimits()
         self.default_timeout_s = default_timeout_s
         self.in_flight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
         self.cache: dict[str, RunState] = {}
@@ -247,7 +249,8 @@ class ExecutorRuntime:
 
     async def _attempt(self, state: RunState, step_id: str, attempt: int, queued_at: float) -> None:
         step = state.step(step_id)
-        async with self.slots:
+        # A service's own limit first: a step waiting for it holds none of the worker's slots.
+        async with self.limits.slot(state.tenant_id, step.service), self.slots:
             self.dispatch_delays_ms.append((time.perf_counter() - queued_at) * 1000)
             started = time.perf_counter()
             call = StepCall(
@@ -279,6 +282,39 @@ class ExecutorRuntime:
         except Exception as exc:  # a bug in a connector is a failed step, not a dead executor
             log.exception("connector for %s crashed", call.service)
             return StepError(type=type(exc).__name__, message=str(exc)[:500])
+
+
+class ServiceLimits:
+    """Calls at once per (tenant, service), for services told to slow down (``SetServiceConcurrency``)."""
+
+    def __init__(self) -> None:
+        self.limits: dict[tuple[str, str], int] = {}
+        self.running: dict[tuple[str, str], int] = {}
+        self.changed = asyncio.Condition()
+
+    async def set(self, tenant_id: str, service: str, limit: int | None) -> None:
+        async with self.changed:
+            if limit is None:
+                self.limits.pop((tenant_id, service), None)
+            else:
+                self.limits[(tenant_id, service)] = limit
+            self.changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant_id: str, service: str) -> AsyncIterator[None]:
+        key = (tenant_id, service)
+        if not self.limits:  # the usual case: no service limited, nothing to wait for
+            yield
+            return
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.running.get(key, 0) < self.limits.get(key, 1 << 30))
+            self.running[key] = self.running.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            async with self.changed:
+                self.running[key] -= 1
+                self.changed.notify_all()
 
 
 _RUN_EVENT_TYPES = frozenset({

@@ -5,8 +5,9 @@ import pytest
 
 from domain.recovery import MAX_RETRIES, PROBE_S, Recovery
 from schemas.common import StepError
-from schemas.runs import RunFailed, RunFailedPayload, RunSucceeded, StepFailed, StepFailedPayload
-from schemas.workflows import PauseWorkflow, ResumeWorkflow, RetryRun
+from schemas.monitoring import AlertFired, AlertPayload, AlertResolved
+from schemas.runs import RunFailed, RunFailedPayload, RunStarted, RunSucceeded, StepFailed, StepFailedPayload
+from schemas.workflows import PauseWorkflow, ResumeWorkflow, RetryRun, SetServiceConcurrency
 
 T0 = 1_800_000_000.0
 
@@ -117,3 +118,58 @@ def test_the_session_ranks_the_failing_service_first(code):
     ranked = [e for e in out if e.type == "RootCauseRanked"][-1]  # ranked again at the second failed run
     top = ranked.payload.candidates[0]
     assert top.evidence["subject"] == {"service": "zoho-crm"}
+
+
+def alert(fired=True, **labels):
+    kind = AlertFired if fired else AlertResolved
+    payload = AlertPayload(alert_id="a1", rule="error_rate_increase", severity="critical", labels=labels)
+    return kind(event_id=str(uuid.uuid4()), occurred_at=datetime.fromtimestamp(T0, UTC), tenant_id="t1",
+                workflow_id=labels.get("workflow", "w1"), payload=payload)  # fmt: skip
+
+
+def test_a_firing_alert_joins_the_session_of_its_service():
+    engine = Recovery("t1")
+    feed(engine, failure("r1", "w1"), at=0)
+    out = engine.apply(alert(service="zoho-crm", scope="service", key="zoho-crm"), T0 + 1)
+    assert [e.type for e in out] == ["EvidenceAdded"] and out[0].payload.kind == "alert"
+    assert len(engine.sessions) == 1
+
+
+def test_an_alert_alone_opens_a_session_that_closes_when_it_resolves():
+    engine = Recovery("t1")
+    opened = engine.apply(alert(workflow="w9", scope="workflow", key="w9"), T0)
+    assert [e.type for e in opened][:1] == ["SessionOpened"] and opened[0].payload.trigger == "alert"
+    closed = engine.apply(alert(False, workflow="w9", scope="workflow", key="w9"), T0 + 60)
+    assert [e.type for e in closed] == ["SessionClosed"] and engine.sessions == {}
+
+
+def test_a_run_without_progress_is_stuck_once():
+    engine = Recovery("t1", stuck_after_s=100)
+    engine.apply(RunStarted(event_id=str(uuid.uuid4()), **ids("r1", "w1")), T0)
+    assert engine.tick(T0 + 99) == []
+    stuck = engine.tick(T0 + 100)
+    assert [e.type for e in stuck] == ["SessionOpened", "ResolutionProposed", "EvidenceAdded"]
+    assert stuck[0].payload.trigger == "stuck_run" and engine.tick(T0 + 500) == []
+
+
+def test_persisted_state_leaves_out_what_new_events_rebuild():
+    import pickle
+
+    engine = Recovery("t1")
+    feed(engine, failure("r1", "w1"), at=0)
+    restored = pickle.loads(pickle.dumps(engine))
+    assert len(engine.recent) == 1 and len(restored.recent) == 0
+    assert restored.sessions.keys() == engine.sessions.keys() and restored.recent.maxlen == engine.recent.maxlen
+
+
+def test_a_rate_limited_service_gets_fewer_calls_at_once_until_it_answers_again():
+    engine = Recovery("t1")
+    out = feed(engine, failure("r1", service="slack", code=429, message="Too Many Requests"), at=0)
+    limits = [(e.payload.service, e.payload.limit) for e in out if isinstance(e, SetServiceConcurrency)]
+    assert limits == [("slack", 2)]
+    assert kinds(engine.tick(T0 + 5)) == [("RetryRun", "r1")]
+    done = feed(engine, success("r1"), at=6)
+    assert [(e.payload.service, e.payload.limit) for e in done if isinstance(e, SetServiceConcurrency)] == [
+        ("slack", None)
+    ]
+    assert "SessionClosed" in [e.type for e in done]

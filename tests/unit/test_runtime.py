@@ -167,3 +167,49 @@ def test_state_codec_round_trips():
                    payload={"definition": definition(), "inputs": {"subject": "s"}}),
     )  # fmt: skip
     assert decode_state(encode_state(state)) == state
+
+
+async def test_a_service_limit_caps_its_calls_and_leaves_other_services_alone():
+    from streams.runtime import ServiceLimits
+
+    limits = ServiceLimits()
+    await limits.set("acme", "slack", 2)
+    running = {"slack": 0, "asana": 0, "other's slack": 0}
+    peak = dict(running)
+
+    async def call(tenant, service):
+        name = service if tenant == "acme" else f"{tenant}'s {service}"
+        async with limits.slot(tenant, service):
+            running[name] += 1
+            peak[name] = max(peak[name], running[name])
+            await asyncio.sleep(0.01)
+            running[name] -= 1
+
+    await asyncio.gather(
+        *(call(t, s) for t, s in [("acme", "slack")] * 6 + [("acme", "asana"), ("other", "slack")] * 6)
+    )
+    assert peak == {"slack": 2, "asana": 6, "other's slack": 6}
+    await limits.set("acme", "slack", None)
+    await asyncio.gather(*(call("acme", "slack") for _ in range(5)))
+    assert peak["slack"] == 5
+
+
+async def test_lifting_a_limit_releases_the_calls_waiting_for_it():
+    from streams.runtime import ServiceLimits
+
+    limits = ServiceLimits()
+    await limits.set("acme", "slack", 1)
+    gate = asyncio.Event()
+
+    async def hold():
+        async with limits.slot("acme", "slack"):
+            await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await limits.set("acme", "slack", None)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(holder, waiting), 1)
