@@ -109,6 +109,8 @@ class Session:
     """``open`` (workflows paused, probing), ``closed`` (resumed, retried runs finishing)."""
     runs_seen: int = 0
     seq: int = 0
+    workflows: set[str] = field(default_factory=set)
+    """Every workflow with a failed run in the session (an alert about one of them joins it)."""
     lowered: bool = False
     """The service's concurrency is lowered (rate limited) until the probe succeeds."""
     last_signal_at: float = 0.0
@@ -204,12 +206,13 @@ class Recovery:
                 return self._close(session, "alert resolved") if session and not session.failed else []
         session = self.sessions.get(("service", service)) if service else None
         session = session or self.sessions.get(key) or next(
-            (s for s in self.sessions.values() if s.anchor_workflow == workflow), None)  # fmt: skip
+            (s for s in self.sessions.values() if workflow in s.workflows), None)  # fmt: skip
         out: list[Envelope] = []
         if session is None:
             session = Session("ts-" + deterministic_event_id(self.tenant_id, *key, str(record.event_id))[:18], key,
                               self.tenant_id, service or "", kind, False, self.clock, workflow)  # fmt: skip
             self.sessions[key] = session
+            session.workflows.add(workflow)
             out.append(self._event(SessionOpened, session, "opened", SessionOpenedPayload(
                 session_id=session.session_id, trigger=kind, summary=text[:1024],
                 detail={"service": service, "workflow_id": workflow})))  # fmt: skip
@@ -312,6 +315,7 @@ class Recovery:
             out += self._retry_failed(session, run_id, record.workflow_id, retry_after, now)
             return out
         session.failed[run_id] = record.workflow_id
+        session.workflows.add(record.workflow_id)
         self.by_run[run_id] = key
         if session.runs_seen <= MAX_EVIDENCE:
             out.append(self._event(EvidenceAdded, session, "evidence", EvidencePayload(

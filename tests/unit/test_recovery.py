@@ -173,3 +173,10 @@ def test_a_rate_limited_service_gets_fewer_calls_at_once_until_it_answers_again(
         ("slack", None)
     ]
     assert "SessionClosed" in [e.type for e in done]
+
+
+def test_an_alert_about_a_workflow_of_the_outage_joins_its_session():
+    engine = Recovery("t1")
+    feed(engine, failure("r1", "w1") + failure("r2", "w2"), at=0)
+    out = engine.apply(alert(workflow="w2", scope="workflow", key="w2"), T0 + 1)
+    assert [e.type for e in out] == ["EvidenceAdded"] and len(engine.sessions) == 1
