@@ -73,6 +73,8 @@ MAX_RETRIES = 5
 """Retries of one run within a session before it is given up."""
 RECENT_ATTEMPTS = 5000
 """Attempts kept per tenant for ranking causes."""
+FULL_TYPES = frozenset({"StepFailed", "RunFailed", "AlertFired", "AlertResolved", "AnomalyDetected"})
+"""Record types ``apply`` must see whole (with ``RunSucceeded`` of runs a session handles)."""
 LOWERED_CONCURRENCY = 2
 """Calls at once to a service that answers 429, until it answers again."""
 STUCK_AFTER_S = 600.0
@@ -150,6 +152,23 @@ class Recovery:
         return state
 
     # ------------------------------------------------------------------ folding run events
+
+    def needs(self, kind: str, run_id: str) -> bool:
+        """Whether a record of type ``kind`` must go through ``apply``; the others only through ``progress``."""
+        if kind in FULL_TYPES:
+            return True
+        return kind == "RunSucceeded" and (run_id in self.by_run or run_id in self.last_failure)
+
+    def progress(
+        self, kind: str, run_id: str, workflow_id: str, at: float, step_id: str = "", service: str = ""
+    ) -> None:
+        """What the frequent run events change: runs in flight, and successful attempts (for ranking)."""
+        if kind in ("RunSucceeded", "RunFailed", "RunCancelled"):
+            self.in_flight.pop(run_id, None)
+        elif run_id:
+            self.in_flight[run_id] = (workflow_id, at)
+        if kind == "StepSucceeded":
+            self.recent.append(Attempt(self.tenant_id, workflow_id, run_id, step_id, service, at, True))
 
     def apply(self, record: Envelope, now: float) -> list[Envelope]:
         self.clock = now

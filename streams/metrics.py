@@ -36,7 +36,7 @@ import math
 import pickle
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,23 +199,36 @@ def pack(partition: int, closed: list[Any], watermark: float | None, max_bytes: 
     return [head + b",".join(chunk) + b'],"wm":' + mark + b"}" for chunk, mark in zip(chunks, marks, strict=True)]
 
 
+RAW_EVENT_HOOKS: list[Callable[[list[bytes]], Awaitable[None]]] = []
+"""Other consumers of the same batches (``streams.recovery``): one Faust stream over the busiest topic, not two."""
+
+
 @app.agent(events_topic)
 async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(5000, within=0.05):
-        by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-        for event in events:
-            by_partition[event.message.partition].append((event.message.offset, event.value))
-        async with stage1.lock:
-            now = time.time()
-            states, panes = [], []
-            for partition, items in by_partition.items():
-                state = stage1.load(partition, now=now)
-                pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
-                absorb(state, items, now=now, panes=pane)
-                states.append(state)
-                panes += [pane] if pane else []
-            stats.late = sum(s.late_total for k, s in stage1.cache.items() if b":" not in k)
-            await stage1.publish(states, panes)
+        await _aggregate(events)
+        for hook in RAW_EVENT_HOOKS:
+            try:
+                await hook([event.value for event in events])
+            except Exception:  # a bug there must not stop the metrics
+                log.exception("event hook %s failed on a batch of %d", getattr(hook, "__name__", hook), len(events))
+
+
+async def _aggregate(events: list[Any]) -> None:
+    by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    for event in events:
+        by_partition[event.message.partition].append((event.message.offset, event.value))
+    async with stage1.lock:
+        now = time.time()
+        states, panes = [], []
+        for partition, items in by_partition.items():
+            state = stage1.load(partition, now=now)
+            pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
+            absorb(state, items, now=now, panes=pane)
+            states.append(state)
+            panes += [pane] if pane else []
+        stats.late = sum(s.late_total for k, s in stage1.cache.items() if b":" not in k)
+        await stage1.publish(states, panes)
 
 
 def absorb(

@@ -1,6 +1,8 @@
-"""Agent ``troubleshoot_runs``: failed runs open troubleshooting sessions; with recovery on, they repair themselves.
+"""Troubleshooting sessions: failed runs open them; with recovery on, they repair themselves.
 
-Input topics: ``workflow-events`` (step and run results), ``alerts`` (a firing
+Input: the batches of ``workflow-events`` the metric agent reads (a hook of
+``streams.metrics.aggregate_windows``, so the busiest topic is streamed once
+per worker), and agent ``troubleshoot_signals`` over ``alerts`` (a firing
 alert joins the session of what it is about, or opens one) and ``anomalies``
 (likewise); a run without an event for ``STUCK_AFTER_S`` opens a session too.
 Output topics: ``troubleshooting-sessions`` (``SessionOpened``,
@@ -25,26 +27,27 @@ import asyncio
 import logging
 import pickle
 import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
 
 from domain.recovery import Recovery
 from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
-from schemas.monitoring import AlertFired, AlertResolved, AnomalyDetected
-from schemas.registry import decode
-from schemas.runs import RunCancelled, RunFailed, RunStarted, RunSucceeded, StepFailed, StepStarted, StepSucceeded
+from schemas.registry import RECORD_TYPES, upcast
 from streams.app import app, settings
-from streams.metrics import routed_table
+from streams.metrics import RAW_EVENT_HOOKS, routed_table
 
 log = logging.getLogger(__name__)
 
-WATCHED = (
-    StepStarted, StepFailed, StepSucceeded, RunStarted, RunFailed, RunSucceeded, RunCancelled,
-    AlertFired, AlertResolved, AnomalyDetected,
-)  # fmt: skip
-watched_topics = app.topic(
-    topics.WORKFLOW_EVENTS, topics.ALERTS, topics.ANOMALIES, value_serializer="raw", key_serializer="raw"
-)
+WATCHED_TYPES = frozenset({
+    "StepFailed", "StepSucceeded", "RunStarted", "RunResumed", "RunFailed", "RunSucceeded", "RunCancelled",
+    "AlertFired", "AlertResolved", "AnomalyDetected",
+})  # fmt: skip
+"""A step's result is its progress; ``StepStarted`` and retry schedules add nothing here and are skipped."""
+signal_topics = app.topic(topics.ALERTS, topics.ANOMALIES, value_serializer="raw", key_serializer="raw")
 recovery_table = routed_table("recovery_state", 1, route=lambda key: 0)
 """Written from batches of several partitions and from the probe timer: every key in the one changelog partition."""
 
@@ -89,22 +92,56 @@ class Store:
 store = Store()
 
 
-@app.agent(watched_topics)
-async def troubleshoot_runs(stream):  # type: ignore[no-untyped-def]
-    async for values in stream.take(1000, within=0.05):
-        async with store.lock:
-            now = time.time()
-            outputs: list[Envelope] = []
-            touched: set[str] = set()
-            for value in values:
-                good, _bad = decode(value)
-                for record in good:
-                    if isinstance(record, WATCHED):
-                        touched.add(record.tenant_id)
-                        outputs += store.load(record.tenant_id).apply(record, now)
-            await store.publish(outputs, touched)
-            if outputs:
-                log.info("troubleshooting: %d records from %d events", len(outputs), len(values))
+async def feed(values: list[bytes]) -> None:
+    """Apply a batch of records (run events, alerts, anomalies) and publish what they cause."""
+    async with store.lock:
+        now = time.time()
+        outputs: list[Envelope] = []
+        touched: set[str] = set()
+        for value in values:
+            for item in _items(value):
+                kind, tenant, run_id = item.get("type"), item.get("tenant_id"), item.get("run_id") or ""
+                if kind not in WATCHED_TYPES or not isinstance(tenant, str):
+                    continue
+                state = store.load(tenant)
+                touched.add(tenant)
+                if state.needs(kind, run_id):
+                    record = _validated(item)
+                    if record is not None:
+                        outputs += state.apply(record, now)
+                else:  # most events: no validation, only what they change, at the time they arrive
+                    payload = item.get("payload") or {}
+                    state.progress(kind, run_id, str(item.get("workflow_id", "")), now,
+                                   str(item.get("step_id") or ""), str(payload.get("service", "")))  # fmt: skip
+        await store.publish(outputs, touched)
+        if outputs:
+            log.info("troubleshooting: %d records from %d messages", len(outputs), len(values))
+
+
+RAW_EVENT_HOOKS.append(feed)  # run events: the batches the metric agent reads anyway
+
+
+@app.agent(signal_topics)
+async def troubleshoot_signals(stream):  # type: ignore[no-untyped-def]
+    """Alerts and anomalies (few): a firing alert or an anomaly joins or opens a session."""
+    async for values in stream.take(200, within=0.2):
+        await feed(values)
+
+
+def _items(value: bytes) -> list[dict[str, Any]]:
+    """The records of one message (one or a JSON array); undecodable ones are the projector's to dead-letter."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return []
+    return [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)]
+
+
+def _validated(item: dict[str, Any]) -> Envelope | None:
+    try:
+        return RECORD_TYPES[item["type"]].model_validate(upcast(item))
+    except ValidationError:
+        return None
 
 
 @app.timer(interval=0.5)

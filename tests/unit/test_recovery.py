@@ -180,3 +180,15 @@ def test_an_alert_about_a_workflow_of_the_outage_joins_its_session():
     feed(engine, failure("r1", "w1") + failure("r2", "w2"), at=0)
     out = engine.apply(alert(workflow="w2", scope="workflow", key="w2"), T0 + 1)
     assert [e.type for e in out] == ["EvidenceAdded"] and len(engine.sessions) == 1
+
+
+def test_frequent_events_take_the_light_path_and_still_count():
+    engine = Recovery("t1", stuck_after_s=100)
+    assert not engine.needs("StepSucceeded", "r1") and not engine.needs("RunSucceeded", "r1")
+    assert engine.needs("StepFailed", "r1") and engine.needs("AlertFired", "")
+    engine.progress("StepSucceeded", "r1", "w1", T0, "call", "slack")
+    assert [(a.service, a.ok) for a in engine.recent] == [("slack", True)] and "r1" in engine.in_flight
+    engine.progress("RunSucceeded", "r1", "w1", T0 + 1)
+    assert engine.in_flight == {} and not engine.dirty
+    feed(engine, failure("r2"), at=2)
+    assert engine.needs("RunSucceeded", "r2")  # a session waits for it
