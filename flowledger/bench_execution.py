@@ -88,14 +88,21 @@ class LogReader:
         while not run_ids <= self.finished.keys():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(run_ids - self.finished.keys())} runs did not finish in {timeout_s:.0f}s")
-            fetched = await self.consumer.getmany(timeout_ms=200, max_records=5000)
-            for messages in fetched.values():
-                for message in messages:
-                    value = orjson.loads(message.value)
-                    for event in value if isinstance(value, list) else [value]:
-                        self.events.setdefault(event["run_id"], []).append(event)
-                        if event["type"] in ("RunSucceeded", "RunFailed", "RunCancelled"):
-                            self.finished[event["run_id"]] = time.perf_counter()
+            await self.poll(200)
+
+    async def poll(self, timeout_ms: int) -> int:
+        """Read what the log has (waiting up to ``timeout_ms``); returns the number of run events read."""
+        read = 0
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        for messages in fetched.values():
+            for message in messages:
+                value = orjson.loads(message.value)
+                for event in value if isinstance(value, list) else [value]:
+                    read += 1
+                    self.events.setdefault(event["run_id"], []).append(event)
+                    if event["type"] in ("RunSucceeded", "RunFailed", "RunCancelled"):
+                        self.finished[event["run_id"]] = time.perf_counter()
+        return read
 
     async def stop(self) -> None:
         await self.consumer.stop()

@@ -128,17 +128,9 @@ async def _settle(reader: LogReader, run_ids: set[str], timeout_s: float = 600.0
     """Read the log until every run has ended and no run event arrived for ``QUIET_S``."""
     deadline = time.monotonic() + timeout_s
     last_change = time.monotonic()
-    seen = 0
     while time.monotonic() < deadline:
-        fetched = await reader.consumer.getmany(timeout_ms=500, max_records=5000)
-        for messages in fetched.values():
-            for message in messages:
-                value = orjson.loads(message.value)
-                for event in value if isinstance(value, list) else [value]:
-                    reader.events.setdefault(event["run_id"], []).append(event)
-        count = sum(len(v) for v in reader.events.values())
-        if count != seen:
-            seen, last_change = count, time.monotonic()
+        if await reader.poll(500):
+            last_change = time.monotonic()
         ended = all(_final(reader.events.get(r, [])) for r in run_ids)
         if ended and time.monotonic() - last_change > QUIET_S:
             return
