@@ -38,7 +38,7 @@ from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import RECORD_TYPES, upcast
 from streams.app import app, settings
-from streams.metrics import RAW_EVENT_HOOKS, routed_table
+from streams.metrics import RAW_EVENT_HOOKS, routed_table, tables_settled
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _validated(item: dict[str, Any]) -> Envelope | None:
 
 @app.timer(interval=0.5)
 async def probe_failing_services() -> None:
-    if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+    if not tables_settled():  # a table read mid-rebalance could bring back an old state
         return
     async with store.lock:
         if not store.loaded:
