@@ -42,6 +42,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from domain.anomaly import SeriesDetector
 from domain.detection import DEFAULT_THRESHOLD, score_window, window_record
@@ -268,11 +269,22 @@ async def advance_idle_partitions() -> None:
     async with stage1.lock:
         now = time.time()
         states = [stage1.load(partition, now=now) for partition in assigned]
-        advanced = [state for state in states if state.idle_advance(now=now, config=WINDOW)]
-        panes = [stage1.load(partition, now=now, panes=True) for partition in assigned] if PANES_ON else []
+        # Quiet is not idle: a partition whose records wait unread (a worker catching up) keeps its watermark.
+        caught_up = {state.partition for state in states if _read_to_end(state)}
+        advanced = [s for s in states if s.partition in caught_up and s.idle_advance(now=now, config=WINDOW)]
+        panes = [stage1.load(partition, now=now, panes=True) for partition in caught_up] if PANES_ON else []
         panes = [pane for pane in panes if pane.idle_advance(now=now, config=PANES)]
         if advanced or panes:
             await stage1.publish(advanced, panes)
+
+
+def _read_to_end(state: PartitionWindows) -> bool:
+    """Every record of the partition the consumer knows of has been applied (its end offset is known)."""
+    try:
+        end = app.consumer.highwater(TP(topics.WORKFLOW_EVENTS, state.partition))
+    except Exception:  # no fetch answered for it yet
+        return False
+    return end is not None and state.last_offset + 1 >= end
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely
