@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args)
-    except (ProjectionError, RuntimeError, ValueError) as exc:
+    except (ProjectionError, RuntimeError, ValueError, OSError) as exc:  # OSError: an input file missing
         print(f"flowledger {args.command}: {exc}", file=sys.stderr)
         return 1
 

@@ -100,3 +100,10 @@ def test_eval_keyword_path_scores_the_recipes(labelled, capsys):
 def test_eval_refuses_one_fold_for_the_learned_path(labelled, capsys):
     assert main(["eval", "detection", str(labelled), "--folds", "1"]) == 2
     assert "--folds must be at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["eval", "detection", "{missing}"], ["detect", "{missing}", "--keyword"]])
+def test_a_missing_file_is_a_clear_error_not_a_traceback(tmp_path, capsys, argv):
+    missing = str(tmp_path / "nope.jsonl")
+    assert main([a.format(missing=missing) for a in argv]) == 1
+    assert "nope.jsonl" in capsys.readouterr().err
