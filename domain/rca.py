@@ -33,7 +33,7 @@ workflows and tenants, and up to three examples.
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 OUTAGE_CLASSES = frozenset({"upstream_5xx", "timeout", "network"})
@@ -111,12 +111,8 @@ def _roles(found: list[Candidate]) -> list[Candidate]:
     out = [top]
     for c in found[1:]:
         shared = len(c.failures & top.failures) / len(c.failures) if c.failures else 0.0
-        out.append(_with(c, role="symptom" if shared >= 0.5 else "alternative"))
+        out.append(replace(c, role="symptom" if shared >= 0.5 else "alternative"))
     return out
-
-
-def _with(c: Candidate, **changes: Any) -> Candidate:
-    return Candidate(**{**c.__dict__, **changes})
 
 
 def _evidence(failures: Sequence[Attempt], calls: int, **extra: Any) -> dict[str, Any]:
