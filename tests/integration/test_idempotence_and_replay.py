@@ -16,10 +16,17 @@ pytestmark = pytest.mark.integration
 
 
 def answers(wh, tenant, wf, run_ids):
+    # Run events only: once the records are on the broker, the stack running beside
+    # this test reacts to the failed run (a troubleshooting session of the same
+    # tenant), whenever its monitor gets to it.
+    run_events = wh.query(
+        "SELECT uniqExact(event_id) FROM events WHERE tenant_id = {t:String} AND topic = 'workflow-events'",
+        {"t": tenant},
+    )[0][0]
     return (
         [queries.get_run(wh, tenant, r) for r in run_ids],
         queries.list_workflow_runs(wh, tenant, wf, limit=100),
-        queries.count_events(wh, tenant),
+        int(run_events),
     )
 
 
