@@ -11,6 +11,8 @@ otherwise the parts are rendered as text into the string.
 {'title': 'Email: Outage', 'parent': [1, 2]}
 >>> sorted(referenced_steps(params))
 ['find']
+>>> render("{{ trigger.a }} and {{ trigger.b }}", {"trigger": {"a": 1, "b": 2}})
+'1 and 2'
 """
 
 import re
@@ -80,7 +82,7 @@ def render(params: Any, context: Mapping[str, Any]) -> Any:
     """Resolve every template in ``params`` (a JSON-like value) against ``context``."""
     if isinstance(params, str):
         whole = _TEMPLATE.fullmatch(params.strip())
-        if whole:
+        if whole and "}}" not in whole.group(1):  # one template, not two at either end of the text
             return _resolve(whole.group(1), context)
         return _TEMPLATE.sub(lambda m: _text(_resolve(m.group(1), context)), params)
     if isinstance(params, Mapping):

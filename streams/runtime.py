@@ -249,16 +249,22 @@ class ExecutorRuntime:
 
     async def _attempt(self, state: RunState, step_id: str, attempt: int, queued_at: float) -> None:
         step = state.step(step_id)
+        params: dict[str, Any] | StepError
+        try:
+            params = render_params(state, step_id)
+        except Exception as exc:  # a template that cannot be evaluated fails its step, and retrying cannot help
+            params = StepError(type="TemplateError", message=f"params of step {step_id}: {exc}"[:500], retryable=False)
         # A service's own limit first: a step waiting for it holds none of the worker's slots.
         async with self.limits.slot(state.tenant_id, step.service), self.slots:
             self.dispatch_delays_ms.append((time.perf_counter() - queued_at) * 1000)
             started = time.perf_counter()
             call = StepCall(
                 tenant_id=state.tenant_id, workflow_id=state.workflow_id, run_id=state.run_id, step_id=step_id,
-                attempt=attempt, service=step.service, action=step.action, params=render_params(state, step_id),
+                attempt=attempt, service=step.service, action=step.action,
+                params=params if isinstance(params, dict) else {},
                 credential_id=step.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
             )  # fmt: skip
-            result = await self._call(call)
+            result = params if isinstance(params, StepError) else await self._call(call)
             duration_ms = (time.perf_counter() - started) * 1000
         # Applied here at once (dependents start without waiting for the log round
         # trip) and published with what it caused; its echo from the log is ignored.

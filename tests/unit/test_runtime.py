@@ -213,3 +213,17 @@ async def test_lifting_a_limit_releases_the_calls_waiting_for_it():
     await limits.set("acme", "slack", None)
     gate.set()
     await asyncio.wait_for(asyncio.gather(holder, waiting), 1)
+
+
+async def test_params_that_cannot_be_rendered_fail_their_step_at_once(monkeypatch):
+    def broken(state, step_id):
+        raise ValueError("cannot evaluate 'trigger.when'")
+
+    monkeypatch.setattr("streams.runtime.render_params", broken)
+    connectors = ScriptedConnectors()
+    h = Harness(connectors)
+    await h.runtime.handle([start()])
+    await h.settle(lambda: h.status() == "failed")
+    failed = next(e for e in h.log if e.type == "StepFailed")
+    assert failed.payload.error.type == "TemplateError" and "params of step" in failed.payload.error.message
+    assert connectors.calls == [] and [e.type for e in h.log].count("StepRetryScheduled") == 0
