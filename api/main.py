@@ -23,6 +23,7 @@ from api.routes import (
     health,
     metrics,
     monitoring,
+    optimization,
     patterns,
     runs,
     services,
@@ -71,10 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task = asyncio.create_task(state.projector.run(stopping), name="projector")
             task.add_done_callback(_log_crash)
         app.state.flowledger = state
+        optimizing = None
+        if settings.workflow_intelligent_optimization_enabled:
+            optimizing = asyncio.create_task(optimization.analyse_active_workflows(state, stopping), name="optimize")
+            optimizing.add_done_callback(_log_crash)
         try:
             yield
         finally:
             stopping.set()
+            if optimizing:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(optimizing, 15)
             if task:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, 15)
@@ -94,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate,
         patterns,
         troubleshooting,
+        optimization,
         workflows,
         credentials,
         monitoring,

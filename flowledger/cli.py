@@ -63,12 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     recovery.add_argument("--faults", type=Path, required=True, help="fault schedule (the sandbox's format)")
     recovery.add_argument("--runs", type=int, default=300)
     recovery.add_argument("--rate", type=float, default=10.0, help="runs started per second")
+    optimization = bench_sub.add_parser(
+        "optimization", help="recorded runs -> recommendations -> the optimized versions run and measured"
+    )
+    optimization.add_argument("--runs", type=int, default=40, help="runs of each version of each workflow")
+    optimization.add_argument("--rate", type=float, default=8.0, help="runs started per second")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
     sandbox.add_argument("--faults", type=Path, default=None, help="JSON fault schedule file")
     sandbox.add_argument("--latency", default="trace", help="trace | zero | fixed:MS")
     sandbox.add_argument("--seed", type=int, default=None)
+    sandbox.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same call (service, action, body) takes as long and answers the same id",
+    )
     from flowledger.detect import add_parsers as add_detection_parsers
     from flowledger.nab import add_parser as add_anomaly_parser
 
@@ -242,6 +252,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_recovery import bench_recovery
 
         return bench_recovery(faults_file=args.faults, runs=args.runs, rate=args.rate)
+    if args.bench_command == "optimization":
+        from flowledger.bench_optimization import bench_optimization
+
+        return bench_optimization(runs=args.runs, rate=args.rate)
     if args.bench_command == "generation":
         from flowledger.bench_generation import bench_generation
 
@@ -265,7 +279,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from flowledger.sandbox import run_sandbox
 
-    run_sandbox(args.host, args.port, args.faults, args.latency, args.seed)
+    run_sandbox(args.host, args.port, args.faults, args.latency, args.seed, args.deterministic)
     return 0
 
 

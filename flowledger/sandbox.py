@@ -10,11 +10,20 @@ Faults answer as services do: ``429`` with ``Retry-After: 1``, ``500``,
 ``503``, ``401``, ``400``, ``404`` with ``{"ok": false, "error": {"type",
 "message"}}``; ``timeout`` answers ``504`` only after 60 s, so callers time out.
 
+With ``deterministic`` the same call (service, action, request body) always
+takes as long and answers the same id: its latency is drawn from a generator
+seeded by the seed and the call, its id is a digest of the call. Two versions
+of a workflow given the same inputs then meet the same service latencies
+(common random numbers), down to the steps that read earlier outputs, and
+what differs between their runs is the workflow, not the draw. Across calls
+the latencies still follow the model's distribution.
+
 ``GET /_sandbox/stats`` counts calls, executions (per key) and faults;
 ``PUT /_sandbox/faults`` replaces the schedule, its times counted from then.
 """
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import os
@@ -50,8 +59,12 @@ FAULT_ANSWERS: dict[str, tuple[int, str, str, dict[str, str]]] = {
 class SandboxState:
     """Schedule, generator and counters of one sandbox; ``clock`` is monotonic seconds."""
 
-    def __init__(self, faults: Schedule, latency: LatencyModel, seed: int | None, clock: Callable[[], float]):
+    def __init__(
+        self, faults: Schedule, latency: LatencyModel, seed: int | None, clock: Callable[[], float],
+        deterministic: bool = False,
+    ) -> None:  # fmt: skip
         self.latency, self.rng, self.clock = latency, random.Random(seed), clock
+        self.seed, self.deterministic = seed, deterministic
         self.schedule, self.started = faults, clock()
         self.calls = self.executions = 0
         self.by_key: Counter[str] = Counter()
@@ -62,12 +75,21 @@ class SandboxState:
     def replace_schedule(self, faults: Schedule) -> None:
         self.schedule, self.started = faults, self.clock()
 
+    def delay_s(self, service: str, action: str, body: bytes) -> float:
+        if not self.deterministic:
+            return self.latency.sample_ms(self.rng) / 1000
+        return (
+            self.latency.sample_ms(random.Random(int.from_bytes(_digest(self.seed, service, action, body), "big")))
+            / 1000
+        )
+
     def fault(self, service: str) -> str | None:
         return fault_for(self.schedule, service, self.clock() - self.started, self.rng)
 
-    def execute(self, service: str, action: str, params: Any, key: str | None) -> dict[str, Any]:
+    def execute(self, service: str, action: str, params: Any, key: str | None, body: bytes = b"") -> dict[str, Any]:
         self.executions += 1
-        answer = {"id": f"{service}-{next(self.ids)}", "service": service, "action": action, "received": params}
+        number = _digest(self.seed, service, action, body).hex() if self.deterministic else next(self.ids)
+        answer = {"id": f"{service}-{number}", "service": service, "action": action, "received": params}
         if key:
             self.by_key[key] += 1
             self.answers[key] = answer
@@ -80,6 +102,10 @@ class SandboxState:
             "executions_by_key": dict(self.by_key),
             "faults_injected": dict(self.faults_injected),
         }
+
+
+def _digest(seed: int | None, service: str, action: str, body: bytes) -> bytes:
+    return hashlib.blake2b(f"{seed}|{service}|{action}|".encode() + body, digest_size=8).digest()
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -100,9 +126,10 @@ def create_sandbox_app(
     *,
     clock: Callable[[], float] = time.monotonic,
     timeout_fault_s: float = TIMEOUT_FAULT_S,
+    deterministic: bool = False,
 ) -> web.Application:
     """The sandbox as an aiohttp application (its C HTTP parser: a fraction of an ASGI stack's CPU per call)."""
-    state = SandboxState(faults, latency or parse_latency("zero"), seed, clock)
+    state = SandboxState(faults, latency or parse_latency("zero"), seed, clock, deterministic)
     app = web.Application()
     app[SANDBOX_STATE] = state
 
@@ -124,7 +151,7 @@ def create_sandbox_app(
             params = orjson.loads(body) if body else {}
         except ValueError:
             return error_answer(400, "invalid_json", "The request body is not JSON")
-        delay_s = state.latency.sample_ms(state.rng) / 1000
+        delay_s = state.delay_s(service, action, body)
         if delay_s > 0:
             await asyncio.sleep(delay_s)
         key = request.headers.get("Idempotency-Key")
@@ -132,7 +159,7 @@ def create_sandbox_app(
             return _json(state.answers[key], headers={"Idempotent-Replayed": "true"})
         fault = state.fault(service)
         if fault is None:
-            return _json(state.execute(service, action, params, key))
+            return _json(state.execute(service, action, params, key, body))
         state.faults_injected[fault] += 1
         if fault == "timeout":
             await asyncio.sleep(timeout_fault_s)
@@ -151,6 +178,7 @@ def run_sandbox(
     faults_path: Path | None = None,
     latency_spec: str = "trace",
     seed: int | None = None,
+    deterministic: bool = False,
 ) -> None:
     """Serve the sandbox until interrupted (SIGINT or SIGTERM)."""
     faults = parse_schedule(faults_path.read_text()) if faults_path else ()
@@ -160,5 +188,5 @@ def run_sandbox(
         f"(median {latency.median_ms:.1f} ms, p99 {latency.p99_ms:.1f} ms)",
         flush=True,
     )
-    app = create_sandbox_app(faults, latency, seed)
+    app = create_sandbox_app(faults, latency, seed, deterministic=deterministic)
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=1)

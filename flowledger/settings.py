@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     flowledger_recovery_probe_s: float = Field(
         default=5.0, gt=0, le=3600, description="First wait before a failing service is probed again (it doubles)."
     )
+    workflow_intelligent_optimization_enabled: bool = Field(
+        default=False, description="true: the API analyses every workflow that ran lately, once per interval."
+    )
+    workflow_optimization_interval: float = Field(
+        default=300.0, ge=5, description="Seconds between two rounds of automatic optimization analyses."
+    )
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."
     )

@@ -67,6 +67,15 @@ def _public(workflow_id: str, current: DefinitionVersion, plan: Plan, versions: 
 async def define_workflow(body: WorkflowCreate, response: Response, state: State, tenant: Tenant) -> WorkflowPublic:
     """Define a workflow, or add a new version of it (a `WorkflowDefined` event)."""
     definition = WorkflowDefinition.model_validate(body.model_dump(exclude={"id"}))
+    public, created = await define(state, tenant, body.id, definition)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return public
+
+
+async def define(state: AppState, tenant: str, workflow_id: str, definition: WorkflowDefinition
+                 ) -> tuple[WorkflowPublic, bool]:  # fmt: skip
+    """Publish ``definition`` as the workflow's next version (False: identical to the current one; nothing new)."""
     try:
         plan = plan_definition(definition)
     except DefinitionError as exc:
@@ -74,25 +83,24 @@ async def define_workflow(body: WorkflowCreate, response: Response, state: State
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             {"message": "the definition is not a valid workflow", "problems": exc.problems},
         ) from exc
-    history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, body.id)
+    history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, workflow_id)
     as_json = definition.model_dump(mode="json")
     if history and history[-1].definition == as_json:
-        response.status_code = status.HTTP_200_OK
-        return _public(body.id, history[-1], plan, [v.version for v in history])
+        return _public(workflow_id, history[-1], plan, [v.version for v in history]), False
     # Versions this process assigned but the projection may not show yet.
-    key = (tenant, body.id)
+    key = (tenant, workflow_id)
     version = max(history[-1].version if history else 0, state.assigned_versions.get(key, 0)) + 1
     record = WorkflowDefined(
         event_id=new_event_id(),
         occurred_at=datetime.now(UTC),
         tenant_id=tenant,
-        workflow_id=body.id,
+        workflow_id=workflow_id,
         payload=WorkflowDefinedPayload(version=version, definition=definition),
     )
     await state.producer.send([record])
     state.assigned_versions[key] = version
     current = DefinitionVersion(version=version, defined_at=record.occurred_at, definition=as_json)
-    return _public(body.id, current, plan, [v.version for v in history] + [version])
+    return _public(workflow_id, current, plan, [v.version for v in history] + [version]), True
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: {"description": "no such workflow"}})

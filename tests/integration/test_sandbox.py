@@ -13,9 +13,10 @@ from connectors.base import PermanentError, RetryableError, StepCall
 from connectors.credentials import CredentialStore
 from connectors.http import HttpConnector, service_profiles
 from domain.faults import parse_schedule
+from domain.latency import LatencyModel
 from flowledger.broker import free_port
 from flowledger.procs import child_preexec, terminate
-from flowledger.sandbox import create_sandbox_app
+from flowledger.sandbox import SandboxState, create_sandbox_app
 
 pytestmark = pytest.mark.integration
 
@@ -210,3 +211,18 @@ async def test_a_replayed_key_returns_the_first_answer_even_inside_a_window(app_
     assert again.headers["Idempotent-Replayed"] == "true"
     stats = (await client.get("/_sandbox/stats")).json()
     assert (stats["calls"], stats["executions"], stats["executions_by_key"]) == (2, 1, {"same": 1})
+
+
+def test_a_deterministic_sandbox_gives_the_same_call_the_same_latency_and_id():
+    def state(seed):
+        return SandboxState((), LatencyModel("lognormal", "test", mu=3.6, sigma=1.8), seed, lambda: 0.0,
+                            deterministic=True)  # fmt: skip
+
+    a, b = state(7), state(7)
+    calls = [("slack", "post", f'{{"n": {i}}}'.encode()) for i in range(200)]
+    delays = [a.delay_s(*c) for c in calls]
+    assert delays == [b.delay_s(*c) for c in reversed(calls)][::-1]  # order does not matter, the call does
+    assert len(set(delays)) > 150  # and calls still differ from each other
+    assert a.execute("slack", "post", {}, None, b"x")["id"] == b.execute("slack", "post", {}, None, b"x")["id"]
+    assert a.execute("slack", "post", {}, None, b"y")["id"] != b.execute("slack", "post", {}, None, b"x")["id"]
+    assert state(8).delay_s(*calls[0]) != delays[0]
