@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     optimization.add_argument("--runs", type=int, default=40, help="runs of each version of each workflow")
     optimization.add_argument("--rate", type=float, default=8.0, help="runs started per second")
+    optimization.add_argument(
+        "--independent-latency", action="store_true",
+        help="every call draws its own latency (default: the same call takes as long in both versions)",
+    )  # fmt: skip
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -255,7 +259,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "optimization":
         from flowledger.bench_optimization import bench_optimization
 
-        return bench_optimization(runs=args.runs, rate=args.rate)
+        return bench_optimization(runs=args.runs, rate=args.rate, independent=args.independent_latency)
     if args.bench_command == "generation":
         from flowledger.bench_generation import bench_generation
 
