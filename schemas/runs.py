@@ -38,15 +38,25 @@ class StepPayload(FrozenModel):
     )
 
 
-class StepSucceededPayload(StepPayload):
+class StepResultPayload(StepPayload):
     duration_ms: float = Field(ge=0)
     cost: float | None = Field(default=None, ge=0)
+    params_digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{8,64}$",
+        description="Hex digest of the call (service, action, rendered params) within the tenant: equal digests "
+        "are repeated calls. Never the params themselves, which may hold personal data.",
+    )
+
+
+class StepSucceededPayload(StepResultPayload):
     output: SafeMapping | None = None
+    cached: bool | None = Field(
+        default=None, description="true: the output of an identical earlier call was reused, no service was called."
+    )
 
 
-class StepFailedPayload(StepPayload):
-    duration_ms: float = Field(ge=0)
-    cost: float | None = Field(default=None, ge=0)
+class StepFailedPayload(StepResultPayload):
     error: StepError
 
 

@@ -40,6 +40,7 @@ from schemas.registry import decode
 from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, StartRun
 from streams.app import app, settings
 from streams.runtime import ExecutorRuntime
+from streams.step_cache import StepCache
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ runtime = ExecutorRuntime(
     publish=_Publisher(),
     connectors=_registry(),
     max_parallel=MAX_PARALLEL_EXECUTIONS,
+    step_cache=StepCache(settings.flowledger_step_cache_entries),
 )
 _recovered = False
 

@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from domain.dag import DefinitionError, plan_definition
 from domain.expressions import ExpressionError, compile_expression, evaluate
@@ -112,3 +113,24 @@ def test_invalid_definitions_are_refused_with_reasons(steps, problem):
     with pytest.raises(DefinitionError) as info:
         plan_definition(definition(*steps))
     assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "ttl"),
+    [({}, None), ({"cache": True}, 300.0), ({"cache": True, "cache_ttl_s": 60}, 60.0), ({"cache": False}, None)],
+)
+def test_cache_ttl_defaults_to_five_minutes_for_cached_steps(extra, ttl):
+    assert definition(step("a", **extra)).steps[0].cache_ttl == ttl
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"cache_ttl_s": 60}, "cache_ttl_s is set but cache is false"),
+        ({"cache": False, "cache_ttl_s": 60}, "cache_ttl_s is set but cache is false"),
+        ({"cache": True, "cache_ttl_s": 0}, "greater than 0"),
+    ],
+)
+def test_cache_settings_are_refused_with_a_clear_reason(extra, problem):
+    with pytest.raises(ValidationError, match=problem):
+        definition(step("a", **extra))
