@@ -44,6 +44,10 @@ class StepView(View):
     next_attempt_at: datetime | None = None
     """When the scheduled retry runs, while one is pending."""
     skip_reason: str | None = None
+    cached: bool = False
+    """The step succeeded with the output of an identical earlier call, without calling its service."""
+    params_digest: str | None = None
+    """Digest of the latest finished attempt's call (service, action, rendered params): equal digests, same call."""
     retry_schedule: list[RetryView] = []
     """Every retry the executor scheduled for this step."""
 
