@@ -5,7 +5,9 @@ A run is a fold over these events, keyed by ``run_id``:
     RunStarted -> (StepStarted -> StepSucceeded | StepFailed [-> StepRetryScheduled])*
     (StepSkipped)* -> RunSucceeded | RunFailed | RunCancelled   [RunResumed -> ...]
 
-A retried step repeats ``StepStarted`` with ``attempt`` + 1. Outside producers
+A retried step repeats ``StepStarted`` with ``attempt`` + 1; a step whose own
+service failed for good may go on with its fallback's service (attempts
+numbered on, ``fallback_for`` naming the step's own service). Outside producers
 send the seven core events; Flowledger's executor also writes the retry
 schedule, skips and resumptions.
 """
@@ -35,6 +37,9 @@ class StepPayload(FrozenModel):
     attempt: int = Field(default=1, ge=1, description="1-based attempt number.")
     credential_id: Identifier | None = Field(
         default=None, description="Credential used, by id; the secret never travels."
+    )
+    fallback_for: ServiceId | None = Field(
+        default=None, description="Set on attempts of the step's fallback: the step's own service, which failed."
     )
 
 

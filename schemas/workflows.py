@@ -25,6 +25,17 @@ class RetryPolicy(FrozenModel):
 DEFAULT_CACHE_TTL_S = 300.0
 
 
+class StepFallback(FrozenModel):
+    """Another service that does a step's job once the step's own service has failed for good."""
+
+    service: ServiceId
+    action: ActionName | None = Field(default=None, description="Unset: the step's action.")
+    params: SafeMapping | None = Field(default=None, description="Templates as in a step's params; unset: the step's.")
+    credential_id: Identifier | None = Field(
+        default=None, description="Credential for the fallback service; the step's own is never sent to another."
+    )
+
+
 class StepDefinition(FrozenModel):
     id: Identifier
     service: ServiceId
@@ -45,11 +56,18 @@ class StepDefinition(FrozenModel):
         description=f"Seconds a cached output is reused; only with cache: true (unset: {DEFAULT_CACHE_TTL_S:g}).",
     )
     credential_id: Identifier | None = None
+    fallback: StepFallback | None = Field(
+        default=None,
+        description="Called instead when the step's own service has failed for good (retries exhausted, or a "
+        "permanent error) for any reason but bad input (400, 422); with the same retry policy.",
+    )
 
     @model_validator(mode="after")
-    def _cache_ttl_needs_cache(self) -> Self:
+    def _check_cache_and_fallback(self) -> Self:
         if self.cache_ttl_s is not None and not self.cache:
             raise ValueError("cache_ttl_s is set but cache is false: set cache: true, or leave cache_ttl_s out")
+        if self.fallback and self.fallback.service == self.service and self.fallback.action in (None, self.action):
+            raise ValueError("fallback calls the step's own service and action again: the retry policy does that")
         return self
 
     @property

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from connectors.base import Connector, ConnectorError, StepCall
-from domain.execution import RunState, StepState, Tick, decide, evolve, initial_state, render_params
+from domain.execution import RunState, StepState, Target, Tick, decide, evolve, initial_state, render_params
 from domain.step_cache import cache_key, params_digest
 from schemas.common import StepError
 from schemas.envelope import Envelope, deterministic_event_id
@@ -72,7 +72,7 @@ def encode_state(state: RunState) -> bytes:
         "steps": {
             sid: {"status": s.status, "attempt": s.attempt, "output": s.output,
                   "error": s.error.model_dump() if s.error else None,
-                  "due_at": s.due_at.isoformat() if s.due_at else None}
+                  "due_at": s.due_at.isoformat() if s.due_at else None, "fallback_since": s.fallback_since}
             for sid, s in state.steps.items()
         },
     })  # fmt: skip
@@ -88,6 +88,7 @@ def decode_state(raw: bytes) -> RunState:
             output=s["output"],
             error=StepError.model_validate(s["error"]) if s["error"] else None,
             due_at=datetime.fromisoformat(s["due_at"]) if s["due_at"] else None,
+            fallback_since=s.get("fallback_since"),  # absent from states written before fallbacks
         )  # fmt: skip
         for sid, s in data["steps"].items()
     }
@@ -254,11 +255,11 @@ class ExecutorRuntime:
                 task.cancel()
 
     async def _attempt(self, state: RunState, step_id: str, attempt: int, queued_at: float) -> None:
-        step = state.step(step_id)
+        step, target = state.step(step_id), state.target(step_id)
         call = StepCall(
             tenant_id=state.tenant_id, workflow_id=state.workflow_id, run_id=state.run_id, step_id=step_id,
-            attempt=attempt, service=step.service, action=step.action, params=render_params(state, step_id),
-            credential_id=step.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
+            attempt=attempt, service=target.service, action=target.action, params=render_params(state, step_id),
+            credential_id=target.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
         )  # fmt: skip
         if step.cache_ttl is None:
             outcome = await self._perform(call, queued_at)
@@ -267,7 +268,7 @@ class ExecutorRuntime:
             outcome = await self.step_cache.fetch(key, step.cache_ttl, lambda: self._perform(call, queued_at))
         # Applied here at once (dependents start without waiting for the log round
         # trip) and published with what it caused; its echo from the log is ignored.
-        await self.handle([_result_event(state, call, outcome)], publish_records=True)
+        await self.handle([_result_event(state, call, target, outcome)], publish_records=True)
         self.steps_finished += 1
 
     async def _perform(self, call: StepCall, queued_at: float) -> Outcome:
@@ -335,15 +336,14 @@ _RUN_EVENT_TYPES = frozenset({
 })  # fmt: skip
 
 
-def _result_event(state: RunState, call: StepCall, outcome: Outcome) -> Envelope:
+def _result_event(state: RunState, call: StepCall, target: Target, outcome: Outcome) -> Envelope:
     common: dict[str, Any] = {
         "event_id": deterministic_event_id(state.run_id, call.step_id, str(call.attempt), "result"),
         "occurred_at": datetime.now(UTC), "tenant_id": state.tenant_id, "workflow_id": state.workflow_id,
         "run_id": state.run_id, "step_id": call.step_id, "correlation_id": state.run_id,
     }  # fmt: skip
     payload: dict[str, Any] = {
-        "service": call.service, "action": call.action, "attempt": call.attempt, "credential_id": call.credential_id,
-        "duration_ms": outcome.duration_ms,
+        **target.payload(call.attempt), "duration_ms": outcome.duration_ms,
         "params_digest": params_digest(call.tenant_id, call.service, call.action, call.params),
     }  # fmt: skip
     if isinstance(outcome.result, StepError):

@@ -1,8 +1,10 @@
--- Which call a step result made (params_digest: a digest of service, action and rendered params, never the
--- params) and whether its output was reused from the executor's cache. Rows projected before this migration
--- keep '' and 0 until a replay. The view is replaced whole; migrations run before the projector starts.
+-- Which call a step attempt made: params_digest (a digest of service, action and rendered params, never the
+-- params), cached (its output was reused from the executor's cache), fallback_for (the attempt called the
+-- step's fallback; `service` is the fallback's, this the step's own). Rows projected before this migration
+-- keep the defaults until a replay. The view is replaced whole; migrations run before the projector starts.
 ALTER TABLE steps ADD COLUMN IF NOT EXISTS params_digest String DEFAULT '';
 ALTER TABLE steps ADD COLUMN IF NOT EXISTS cached UInt8 DEFAULT 0;
+ALTER TABLE steps ADD COLUMN IF NOT EXISTS fallback_for LowCardinality(String) DEFAULT '';
 
 DROP VIEW IF EXISTS steps_from_events;
 
@@ -32,6 +34,7 @@ SELECT
     if(type = 'StepSucceeded', JSONExtractRaw(payload, 'output'), '') AS output,
     JSONExtractString(payload, 'reason') AS reason,
     JSONExtractString(payload, 'params_digest') AS params_digest,
-    toUInt8(JSONExtractBool(payload, 'cached')) AS cached
+    toUInt8(JSONExtractBool(payload, 'cached')) AS cached,
+    JSONExtractString(payload, 'fallback_for') AS fallback_for
 FROM events
 WHERE type IN ('StepStarted', 'StepSucceeded', 'StepFailed', 'StepRetryScheduled', 'StepSkipped');

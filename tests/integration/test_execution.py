@@ -219,3 +219,25 @@ async def test_a_cached_step_reuses_the_output_of_an_identical_call(http, execut
     digests = [r["lookup"]["params_digest"] for r in runs]
     assert digests[0] == digests[1] != digests[2] and len(digests[0]) == 16
     assert runs[1]["note"]["params_digest"] == runs[0]["note"]["params_digest"] and not runs[1]["note"]["cached"]
+
+
+async def test_a_step_whose_service_is_down_succeeds_on_its_fallback(http, executor, sandbox):
+    workflow_id = await define(http, [
+        step("send", "sendgrid", "send_email", params={"to": "{{ trigger.to }}"},
+             retry={"initial_interval_s": 0.1, "maximum_attempts": 2, "jitter": 0},
+             fallback={"service": "mailgun", "params": {"recipient": "{{ trigger.to }}"}}),
+        step("log", "google-sheets", "append_row", params={"row": "{{ steps.send.output.id }}"}),
+    ])  # fmt: skip
+    sandbox.faults([{"service": "sendgrid", "from_s": 0, "to_s": 120, "fault": "503", "rate": 1.0}])
+    try:
+        run = await wait_run(http, await start(http, workflow_id, {"to": "ada@example.com"}), "succeeded")
+    finally:
+        sandbox.faults([])
+    run_id, steps = run["run_id"], {s["step_id"]: s for s in run["steps"]}
+    send = steps["send"]
+    # Two attempts on sendgrid (503 both times), the third on mailgun, with the fallback's own params.
+    assert (send["service"], send["fallback_for"], send["attempts"]) == ("mailgun", "sendgrid", 3)
+    assert send["last_error"]["status_code"] == 503
+    assert send["output"]["service"] == "mailgun" and send["output"]["received"] == {"recipient": "ada@example.com"}
+    assert steps["log"]["output"]["received"] == {"row": send["output"]["id"]} and steps["log"]["fallback_for"] is None
+    assert executions_of(sandbox, run_id) == {f"tenant-a:{run_id}:send:3": 1, f"tenant-a:{run_id}:log:1": 1}

@@ -33,10 +33,12 @@ def _project(wh: Warehouse, records: list) -> None:
     flush(wh, project_slice(log, now=datetime.now(UTC)).batch)
 
 
-def _cached_run(tenant: str) -> list:
+def _new_run(tenant: str) -> list:
+    """A run whose notify step answered from the cache, on its fallback."""
     records = run_with_retry(tenant, "wf", "new")
     done = next(i for i, r in enumerate(records) if isinstance(r, StepSucceeded) and r.step_id == "notify")
-    payload = records[done].payload.model_copy(update={"params_digest": "0123456789abcdef", "cached": True})
+    changes = {"params_digest": "0123456789abcdef", "cached": True, "service": "discord", "fallback_for": "slack"}
+    payload = records[done].payload.model_copy(update=changes)
     records[done] = records[done].model_copy(update={"payload": payload})
     return records
 
@@ -51,12 +53,12 @@ def upgrade(path: str) -> None:
     _project(wh, run_with_retry(tenant, "wf", "old"))
     applied = migrations.migrate(wh)
     again = migrations.migrate(wh)
-    _project(wh, _cached_run(tenant))
+    _project(wh, _new_run(tenant))
 
-    def steps(run_id: str) -> dict[str, tuple[bool, str | None]]:
+    def steps(run_id: str) -> dict[str, tuple[bool, str | None, str, str | None]]:
         run = queries.get_run(wh, tenant, run_id)
         assert run is not None
-        return {s.step_id: (s.cached, s.params_digest) for s in run.steps}
+        return {s.step_id: (s.cached, s.params_digest, s.service, s.fallback_for) for s in run.steps}
 
     before_replay = {"old": steps("old"), "new": steps("new")}
     replay_from_archive(wh)
@@ -74,7 +76,7 @@ def test_an_existing_directory_upgrades_and_new_step_columns_fill(tmp_path):
     newer = [m.version for m in migrations.load_migrations() if m.version > LAST_OLD_VERSION]
     assert answer["applied"] == newer and answer["again"] == []
     # Rows projected before the upgrade keep the defaults; the view fills the new columns from then on.
-    assert answer["steps"]["old"]["notify"] == [False, None]
-    assert answer["steps"]["new"]["notify"] == [True, "0123456789abcdef"]
-    assert answer["steps"]["new"]["read-email"] == [False, None]
+    assert answer["steps"]["old"]["notify"] == [False, None, "slack", None]
+    assert answer["steps"]["new"]["notify"] == [True, "0123456789abcdef", "discord", "slack"]
+    assert answer["steps"]["new"]["read-email"] == [False, None, "gmail", None]
     assert answer["replayed"] == answer["steps"]

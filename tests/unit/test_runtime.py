@@ -253,3 +253,26 @@ async def test_a_cached_step_reuses_the_output_of_an_identical_call_and_every_re
     # Dependents read a reused output like any other; a step without cache is never served from it.
     assert {e.run_id: e.payload.cached for e in h.results("note")} == dict.fromkeys(("run-1", "run-2", "run-3"), False)
     assert [p for s, _, _, p in connectors.calls if s == "note"][1] == {"text": "ada-1"}
+
+
+async def test_a_step_goes_on_with_its_fallback_and_its_state_keeps_it():
+    defn = WorkflowDefinition.model_validate({
+        "name": "fallback", "trigger": {"service": "webhook", "event": "call"},
+        "steps": [{"id": "send", "service": "sendgrid", "action": "send_email", "params": {"to": "{{ trigger.to }}"},
+                   "retry": {"maximum_attempts": 1},
+                   "fallback": {"service": "mailgun", "params": {"recipient": "{{ trigger.to }}"}}}],
+    })  # fmt: skip
+    connectors = ScriptedConnectors({"send": [RetryableError("down", status_code=503), {"id": "m-1"}]})
+    h = Harness(connectors)
+    await h.runtime.handle([start("run-1", defn, {"to": "ada@example.com"})])
+    await h.settle(lambda: h.status() == "succeeded")
+    assert [(a, p) for _, a, _, p in connectors.calls] == [(1, {"to": "ada@example.com"}),
+                                                          (2, {"recipient": "ada@example.com"})]  # fmt: skip
+    failed, succeeded = h.results("send")
+    assert (failed.payload.service, failed.payload.fallback_for) == ("sendgrid", None)
+    assert (succeeded.payload.service, succeeded.payload.fallback_for, succeeded.payload.output) == (
+        "mailgun", "sendgrid", {"id": "m-1"},
+    )  # fmt: skip
+    assert failed.payload.params_digest != succeeded.payload.params_digest
+    state = decode_state(h.states["run-1"])
+    assert state.steps["send"].fallback_since == 2 and decode_state(encode_state(state)) == state
