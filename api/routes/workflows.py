@@ -76,7 +76,7 @@ async def define_workflow(body: WorkflowCreate, response: Response, state: State
         ) from exc
     history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, body.id)
     as_json = definition.model_dump(mode="json")
-    if history and history[-1].definition == as_json:
+    if history and same_definition(history[-1].definition, as_json):
         response.status_code = status.HTTP_200_OK
         return _public(body.id, history[-1], plan, [v.version for v in history])
     # Versions this process assigned but the projection may not show yet.
@@ -93,6 +93,11 @@ async def define_workflow(body: WorkflowCreate, response: Response, state: State
     state.assigned_versions[key] = version
     current = DefinitionVersion(version=version, defined_at=record.occurred_at, definition=as_json)
     return _public(body.id, current, plan, [v.version for v in history] + [version])
+
+
+def same_definition(stored: dict[str, Any], as_json: dict[str, Any]) -> bool:
+    """Whether a stored definition is ``as_json``, once read with today's defaults (it may predate a field)."""
+    return stored == as_json or WorkflowDefinition.model_validate(stored).model_dump(mode="json") == as_json
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: {"description": "no such workflow"}})

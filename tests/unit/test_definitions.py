@@ -1,5 +1,6 @@
 import re
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -178,3 +179,15 @@ def test_fallbacks_are_refused_with_a_clear_reason(fallback, problem):
 def test_a_fallback_on_the_same_service_may_call_another_action():
     [only] = definition(step("a", fallback={"service": "slack", "action": "send_dm"})).steps
     assert only.fallback is not None and only.fallback.action == "send_dm"
+
+
+def test_a_definition_stored_before_a_field_existed_is_still_the_same_definition():
+    from api.routes.workflows import same_definition
+
+    current = definition(step("a", params={"x": 1})).model_dump(mode="json")
+    older = orjson.loads(orjson.dumps(current))
+    for field in ("cache_ttl_s", "fallback"):
+        del older["steps"][0][field]
+    assert same_definition(older, current)
+    older["steps"][0]["params"] = {"x": 2}
+    assert not same_definition(older, current)
