@@ -21,7 +21,8 @@ key. Timer ``start_due_retries`` starts retries whose time has come.
 Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
 waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
 ``SetServiceConcurrency`` caps the calls at once to one service for a tenant
-(kept in ``service_limits``).
+(kept in ``service_limits``). Outputs of ``cache: true`` steps are kept in
+memory per worker (``streams.step_cache``, ``FLOWLEDGER_STEP_CACHE_ENTRIES``).
 """
 
 import logging
