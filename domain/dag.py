@@ -1,7 +1,7 @@
 """A workflow definition as a DAG: validation, dependencies, ready steps.
 
 Dependencies are the union of a step's explicit ``needs`` and the steps its
-templates and condition read. A definition is refused (``DefinitionError``,
+templates (its fallback's included) and condition read. A definition is refused (``DefinitionError``,
 with every problem listed) when a step id repeats, a dependency names an
 unknown step, a template or condition does not parse, or the graph has a
 cycle.
@@ -70,10 +70,14 @@ def plan_definition(definition: WorkflowDefinition) -> Plan:
     dependencies: dict[str, frozenset[str]] = {}
     for step in definition.steps:
         deps = set(step.needs)
-        try:
-            deps |= referenced_steps(step.params)
-        except TemplateError as exc:
-            problems.append(f"step {step.id!r} params: {exc}")
+        templates = {"params": step.params}
+        if step.fallback and step.fallback.params is not None:
+            templates["fallback params"] = step.fallback.params
+        for name, params in templates.items():
+            try:
+                deps |= referenced_steps(params)
+            except TemplateError as exc:
+                problems.append(f"step {step.id!r} {name}: {exc}")
         if step.when:
             try:
                 deps |= expression_steps(compile_expression(step.when))

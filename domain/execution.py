@@ -20,8 +20,14 @@ Semantics, in the spirit of Temporal and n8n:
 * a failed attempt is retried per the step's policy (``domain.retry``); when
   retries are exhausted or the error is permanent the run fails, steps still
   in flight finish, and no new step starts;
-* ``RetryRun`` resumes a failed run: its failed steps run again (next attempt)
-  and then everything downstream; succeeded steps keep their outputs;
+* unless the step has a ``fallback`` and the error is not bad input: then the
+  step goes on with the fallback's service (next attempt, ``fallback_for``
+  naming the step's own service, the same policy with attempts counted from
+  the fallback's first), and only the fallback failing for good fails the run.
+  Dependents read the fallback's output as the step's;
+* ``RetryRun`` resumes a failed run: its failed steps run again (next attempt,
+  on their own service again) and then everything downstream; succeeded steps
+  keep their outputs;
 * the trigger's ``filter`` is checked at start: a run whose trigger does not
   pass is cancelled with that reason.
 """
@@ -34,7 +40,7 @@ from typing import Any, Literal
 
 from domain.dag import Plan, plan_definition
 from domain.expressions import compile_expression, evaluate
-from domain.retry import decide_retry
+from domain.retry import decide_retry, worth_a_fallback
 from domain.templates import render
 from schemas.common import StepError
 from schemas.envelope import Envelope, deterministic_event_id
@@ -66,6 +72,34 @@ class StepState:
     output: Mapping[str, Any] | None = None
     error: StepError | None = None
     due_at: datetime | None = None
+    fallback_since: int | None = None
+    """The attempt from which the step calls its fallback; None while it calls its own service."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an attempt of a step calls: the step's own service, or its fallback's."""
+
+    service: str
+    action: str
+    params: Mapping[str, Any]
+    credential_id: str | None
+    fallback_for: str | None = None
+
+    @classmethod
+    def of(cls, step: StepDefinition, *, fallback: bool = False) -> "Target":
+        if not fallback or step.fallback is None:
+            return cls(step.service, step.action, step.params, step.credential_id)
+        other = step.fallback
+        params = step.params if other.params is None else other.params
+        return cls(other.service, other.action or step.action, params, other.credential_id, step.service)
+
+    def payload(self, attempt: int) -> dict[str, Any]:
+        """The fields every event of an attempt carries."""
+        return {
+            "service": self.service, "action": self.action, "attempt": attempt,
+            "credential_id": self.credential_id, "fallback_for": self.fallback_for,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,6 +128,10 @@ class RunState:
     def step(self, step_id: str) -> StepDefinition:
         assert self.definition is not None
         return next(s for s in self.definition.steps if s.id == step_id)
+
+    def target(self, step_id: str) -> Target:
+        """What the step's current attempt calls."""
+        return Target.of(self.step(step_id), fallback=self.steps[step_id].fallback_since is not None)
 
     def context(self) -> dict[str, Any]:
         """What templates and conditions read."""
@@ -143,22 +181,27 @@ def evolve(state: RunState, event: Envelope) -> RunState:
                 compiled=plan_definition(p.definition) if p.definition else None,
             )  # fmt: skip
         case StepStarted(payload=p):
-            return _set_step(state, event.step_id, StepState("running", p.attempt))
+            since = None
+            if p.fallback_for:  # the fallback's first attempt, or a retry of it
+                since = _previous(state, event).fallback_since or p.attempt
+            return _set_step(state, event.step_id, StepState("running", p.attempt, fallback_since=since))
         case StepSucceeded(payload=p):
-            return _set_step(state, event.step_id, StepState("succeeded", p.attempt, output=p.output or {}))
+            since = _previous(state, event).fallback_since
+            succeeded = StepState("succeeded", p.attempt, output=p.output or {}, fallback_since=since)
+            return _set_step(state, event.step_id, succeeded)
         case StepFailed(payload=p):
-            return _set_step(state, event.step_id, StepState("failed", p.attempt, error=p.error))
+            since = _previous(state, event).fallback_since
+            return _set_step(state, event.step_id, StepState("failed", p.attempt, error=p.error, fallback_since=since))
         case StepRetryScheduled(payload=p):
-            previous = state.steps.get(event.step_id or "", StepState())
-            scheduled = replace(previous, status="retry_scheduled", attempt=p.attempt, due_at=p.due_at)
+            scheduled = replace(_previous(state, event), status="retry_scheduled", attempt=p.attempt, due_at=p.due_at)
             return _set_step(state, event.step_id, scheduled)
         case StepSkipped():
             return _set_step(state, event.step_id, StepState("skipped"))
         case RunResumed(payload=p):
             steps = dict(state.steps)
             for sid in p.steps:
-                if sid in steps:
-                    steps[sid] = replace(steps[sid], status="waiting", due_at=None)
+                if sid in steps:  # a resumed step starts over on its own service
+                    steps[sid] = replace(steps[sid], status="waiting", due_at=None, fallback_since=None)
             return replace(state, status="running", steps=steps)
         case RunSucceeded():
             return replace(state, status="succeeded")
@@ -167,6 +210,10 @@ def evolve(state: RunState, event: Envelope) -> RunState:
         case RunCancelled():
             return replace(state, status="cancelled")
     return state
+
+
+def _previous(state: RunState, event: Envelope) -> StepState:
+    return state.steps.get(event.step_id or "", StepState())
 
 
 def _set_step(state: RunState, step_id: str | None, step: StepState) -> RunState:
@@ -245,31 +292,36 @@ def _skip_or_start(state: RunState, step_id: str, cause: Envelope, now: datetime
         reason = f"depends on skipped {skipped_upstream}"
     elif step.when and not evaluate(compile_expression(step.when), state.context()):
         reason = f"condition is false: {step.when}"
-    payload: dict[str, Any]
     if reason:
         payload = {"service": step.service, "action": step.action, "reason": reason}
         return _step_event(StepSkipped, state, step_id, cause, now, payload, tag="skip")
     attempt = state.steps[step_id].attempt + 1
-    payload = {"service": step.service, "action": step.action, "attempt": attempt, "credential_id": step.credential_id}
+    payload = Target.of(step).payload(attempt)
     return _step_event(StepStarted, state, step_id, cause, now, payload, tag=f"start-{attempt}")
 
 
 def _after_failure(state: RunState, failed: StepFailed, now: datetime) -> list[Envelope]:
     step = state.step(failed.step_id)
-    attempt = failed.payload.attempt
+    attempt, since = failed.payload.attempt, state.steps[step.id].fallback_since
+    tries = attempt if since is None else attempt - since + 1  # a fallback's attempts count from its first
     rng = random.Random(failed.event_id)  # the same decision when the failure is reprocessed
-    decision = decide_retry(step.retry or DEFAULT_RETRY, attempt, failed.payload.error, rng=rng)
+    decision = decide_retry(step.retry or DEFAULT_RETRY, tries, failed.payload.error, rng=rng)
     if decision.retry:
         due = now + timedelta(seconds=decision.delay_s)
         payload = {
-            "service": step.service, "action": step.action, "attempt": attempt + 1,
-            "credential_id": step.credential_id, "delay_s": decision.delay_s, "due_at": due,
+            **state.target(step.id).payload(attempt + 1), "delay_s": decision.delay_s, "due_at": due,
             "reason": decision.reason,
         }  # fmt: skip
         scheduled = _step_event(StepRetryScheduled, state, step.id, failed, now, payload, tag=f"retry-{attempt + 1}")
         return [scheduled, *_start_due(evolve(state, scheduled), now)]
+    if since is None and step.fallback is not None and worth_a_fallback(failed.payload.error):
+        payload = Target.of(step, fallback=True).payload(attempt + 1)
+        return [_step_event(StepStarted, state, step.id, failed, now, payload, tag=f"start-{attempt + 1}")]
     error = failed.payload.error.model_dump()
-    error["message"] = f"step {step.id!r} failed after {attempt} attempt(s) ({decision.reason}): {error['message']}"
+    where = "" if since is None else f" on its fallback {failed.payload.service!r}, after {step.service!r} failed,"
+    error["message"] = (
+        f"step {step.id!r} failed{where} after {tries} attempt(s) ({decision.reason}): {error['message']}"
+    )
     return [_run_event(RunFailed, state, failed, now, {"failed_step_id": step.id, "error": error})]
 
 
@@ -278,14 +330,8 @@ def _start_due(state: RunState, now: datetime) -> list[Envelope]:
         return []
     out: list[Envelope] = []
     for sid in state.due(now):
-        step = state.step(sid)
         attempt = state.steps[sid].attempt
-        payload = {
-            "service": step.service,
-            "action": step.action,
-            "attempt": attempt,
-            "credential_id": step.credential_id,
-        }
+        payload = state.target(sid).payload(attempt)
         # Keyed by the attempt, not by what noticed it was due: one start per attempt.
         event_id = deterministic_event_id(state.run_id, sid, str(attempt), "due-start")
         out.append(
@@ -318,8 +364,8 @@ def _resume(state: RunState, command: Envelope, now: datetime, reason: str, *, o
 
 
 def render_params(state: RunState, step_id: str) -> dict[str, Any]:
-    """The step's parameters with every template resolved against the run so far."""
-    rendered = render(dict(state.step(step_id).params), state.context())
+    """The parameters of the step's current target with every template resolved against the run so far."""
+    rendered = render(dict(state.target(step_id).params), state.context())
     return rendered if isinstance(rendered, dict) else {}
 
 

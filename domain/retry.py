@@ -16,6 +16,15 @@ credentials and not-found are not), its type is not in the policy's
 RetryDecision(retry=True, delay_s=2.0, error_class='upstream_5xx', reason='upstream_5xx is retryable')
 >>> decide_retry(policy, 1, StepError(type="HTTPError", message="bad", status_code=400), rng=random.Random(1)).retry
 False
+
+A step that failed for good goes on with its fallback service, if it has one,
+unless the failure says its input was bad (``worth_a_fallback``): another
+service would refuse the same input.
+
+>>> worth_a_fallback(StepError(type="HTTPError", message="unavailable", status_code=503))
+True
+>>> worth_a_fallback(StepError(type="HTTPError", message="unprocessable", status_code=422))
+False
 """
 
 import random
@@ -27,6 +36,7 @@ from schemas.common import StepError
 from schemas.workflows import RetryPolicy
 
 RETRYABLE_CLASSES: frozenset[str] = frozenset(TRANSIENT)
+BAD_INPUT_STATUS: frozenset[int] = frozenset({400, 422})
 
 
 def classify(error: StepError) -> ErrorClass:
@@ -69,3 +79,8 @@ def decide_retry(policy: RetryPolicy, attempt: int, error: StepError, *, rng: ra
         return stop(f"Retry-After {retry_after:g}s exceeds the maximum interval {policy.maximum_interval_s:g}s")
     delay = min(max(round(backoff_s(policy, attempt, rng), 3), retry_after), policy.maximum_interval_s)
     return RetryDecision(True, delay, error_class, f"{error_class} is retryable")
+
+
+def worth_a_fallback(error: StepError) -> bool:
+    """Whether another service may succeed where this error ended a step: any failure but bad input."""
+    return error.status_code not in BAD_INPUT_STATUS and classify(error) != "bad_input"

@@ -69,8 +69,9 @@ class Observation(NamedTuple):
 def observations(record: Envelope) -> list[Observation]:
     """What one validated event contributes, by series.
 
-    A step attempt counts for its step and its service; a finished run for its
-    workflow and its tenant. Cancelled runs are neither successes nor failures.
+    A step attempt counts for its step and its service (an output reused from the
+    cache for its step only); a finished run for its workflow and its tenant.
+    Cancelled runs are neither successes nor failures.
     """
     if isinstance(record, StepSucceeded | StepFailed):
         payload = record.payload
@@ -78,12 +79,12 @@ def observations(record: Envelope) -> list[Observation]:
         ok = isinstance(record, StepSucceeded)
         cost = payload.cost or 0.0
         tenant, service = record.tenant_id, payload.service
-        return [
-            Observation(
-                (tenant, "step", f"{record.workflow_id}/{record.step_id}", service), t, ok, payload.duration_ms, cost
-            ),
-            Observation((tenant, "service", service, service), t, ok, payload.duration_ms, cost),
-        ]
+        step = Observation(
+            (tenant, "step", f"{record.workflow_id}/{record.step_id}", service), t, ok, payload.duration_ms, cost
+        )
+        if isinstance(record, StepSucceeded) and record.payload.cached:
+            return [step]  # a reused output says nothing of how the service answers now
+        return [step, Observation((tenant, "service", service, service), t, ok, payload.duration_ms, cost)]
     if isinstance(record, RunSucceeded | RunFailed):
         t = record.occurred_at.timestamp()
         ok = isinstance(record, RunSucceeded)

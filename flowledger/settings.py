@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     flowledger_worker_role: Literal["all", "executor", "monitor"] = Field(
         default="all", description="What a `flowledger worker` runs: the executor, the metric agents, or both."
     )
+    flowledger_step_cache_entries: int = Field(
+        default=10_000, ge=0, description="Outputs of `cache: true` steps an executor worker keeps (0: none)."
+    )
     flowledger_metrics_window_s: float = Field(default=60.0, gt=0, description="Tumbling metric window length.")
     flowledger_metrics_grace_s: float = Field(
         default=5.0, ge=0, description="How late (event time) an event may be and still update its window."

@@ -63,6 +63,9 @@ SELECT
     argMaxIf(output, (attempt, occurred_at), status = 'succeeded') AS last_output,
     argMaxIf(due_at, (attempt, occurred_at), status = 'retry_scheduled') AS next_attempt_at,
     argMaxIf(reason, (attempt, occurred_at), reason != '') AS last_reason,
+    argMaxIf(cached, (attempt, occurred_at), status = 'succeeded') AS last_cached,
+    argMaxIf(params_digest, (attempt, occurred_at), params_digest != '') AS last_params_digest,
+    argMax(fallback_for, (attempt, occurred_at)) AS last_fallback_for,
     groupArrayIf((attempt, due_at, reason), status = 'retry_scheduled') AS retries
 FROM (
     SELECT * FROM steps
@@ -237,6 +240,9 @@ def _step_view(row: dict[str, Any]) -> StepView:
         if status == "retry_scheduled" and row["next_attempt_at"]
         else None,
         skip_reason=row["last_reason"] if status == "skipped" else None,
+        cached=bool(row["last_cached"]) if status == "succeeded" else False,
+        params_digest=row["last_params_digest"] or None,
+        fallback_for=row["last_fallback_for"] or None,
         retry_schedule=[
             RetryView(attempt=a, due_at=_utc(due), reason=reason) for a, due, reason in row["retries"] if due
         ],

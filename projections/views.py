@@ -28,6 +28,7 @@ class RetryView(View):
 class StepView(View):
     step_id: str
     service: str
+    """The service of the latest attempt: the fallback's once the step is on its fallback."""
     action: str
     status: Literal["running", "succeeded", "failed", "retry_scheduled", "skipped"]
     attempts: int
@@ -44,6 +45,12 @@ class StepView(View):
     next_attempt_at: datetime | None = None
     """When the scheduled retry runs, while one is pending."""
     skip_reason: str | None = None
+    cached: bool = False
+    """The step succeeded with the output of an identical earlier call, without calling its service."""
+    params_digest: str | None = None
+    """Digest of the latest finished attempt's call (service, action, rendered params): equal digests, same call."""
+    fallback_for: str | None = None
+    """Set when the latest attempt called the step's fallback: the step's own service, which had failed."""
     retry_schedule: list[RetryView] = []
     """Every retry the executor scheduled for this step."""
 

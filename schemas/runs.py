@@ -5,7 +5,9 @@ A run is a fold over these events, keyed by ``run_id``:
     RunStarted -> (StepStarted -> StepSucceeded | StepFailed [-> StepRetryScheduled])*
     (StepSkipped)* -> RunSucceeded | RunFailed | RunCancelled   [RunResumed -> ...]
 
-A retried step repeats ``StepStarted`` with ``attempt`` + 1. Outside producers
+A retried step repeats ``StepStarted`` with ``attempt`` + 1; a step whose own
+service failed for good may go on with its fallback's service (attempts
+numbered on, ``fallback_for`` naming the step's own service). Outside producers
 send the seven core events; Flowledger's executor also writes the retry
 schedule, skips and resumptions.
 """
@@ -36,17 +38,30 @@ class StepPayload(FrozenModel):
     credential_id: Identifier | None = Field(
         default=None, description="Credential used, by id; the secret never travels."
     )
+    fallback_for: ServiceId | None = Field(
+        default=None, description="Set on attempts of the step's fallback: the step's own service, which failed."
+    )
 
 
-class StepSucceededPayload(StepPayload):
+class StepResultPayload(StepPayload):
     duration_ms: float = Field(ge=0)
     cost: float | None = Field(default=None, ge=0)
+    params_digest: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{8,64}$",
+        description="Hex digest of the call (service, action, rendered params) within the tenant: equal digests "
+        "are repeated calls. Never the params themselves, which may hold personal data.",
+    )
+
+
+class StepSucceededPayload(StepResultPayload):
     output: SafeMapping | None = None
+    cached: bool | None = Field(
+        default=None, description="true: the output of an identical earlier call was reused, no service was called."
+    )
 
 
-class StepFailedPayload(StepPayload):
-    duration_ms: float = Field(ge=0)
-    cost: float | None = Field(default=None, ge=0)
+class StepFailedPayload(StepResultPayload):
     error: StepError
 
 

@@ -5,9 +5,9 @@ events. A definition is versioned: every ``WorkflowDefined`` for a workflow
 carries the next ``version`` and the whole definition.
 """
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.common import ActionName, SafeMapping, ServiceId
 from schemas.envelope import Envelope, FrozenModel, Identifier
@@ -22,6 +22,20 @@ class RetryPolicy(FrozenModel):
     non_retryable_error_types: tuple[str, ...] = ()
 
 
+DEFAULT_CACHE_TTL_S = 300.0
+
+
+class StepFallback(FrozenModel):
+    """Another service that does a step's job once the step's own service has failed for good."""
+
+    service: ServiceId
+    action: ActionName | None = Field(default=None, description="Unset: the step's action.")
+    params: SafeMapping | None = Field(default=None, description="Templates as in a step's params; unset: the step's.")
+    credential_id: Identifier | None = Field(
+        default=None, description="Credential for the fallback service; the step's own is never sent to another."
+    )
+
+
 class StepDefinition(FrozenModel):
     id: Identifier
     service: ServiceId
@@ -31,8 +45,35 @@ class StepDefinition(FrozenModel):
     when: str | None = Field(default=None, max_length=1024)
     retry: RetryPolicy | None = None
     timeout_s: float | None = Field(default=None, gt=0)
-    cache: bool = False
+    cache: bool = Field(
+        default=False,
+        description="The step is an idempotent read: the output of an identical call (same service, action, "
+        "rendered params and credential) made within cache_ttl_s is reused without calling the service.",
+    )
+    cache_ttl_s: float | None = Field(
+        default=None,
+        gt=0,
+        description=f"Seconds a cached output is reused; only with cache: true (unset: {DEFAULT_CACHE_TTL_S:g}).",
+    )
     credential_id: Identifier | None = None
+    fallback: StepFallback | None = Field(
+        default=None,
+        description="Called instead when the step's own service has failed for good (retries exhausted, or a "
+        "permanent error) for any reason but bad input (400, 422); with the same retry policy.",
+    )
+
+    @model_validator(mode="after")
+    def _check_cache_and_fallback(self) -> Self:
+        if self.cache_ttl_s is not None and not self.cache:
+            raise ValueError("cache_ttl_s is set but cache is false: set cache: true, or leave cache_ttl_s out")
+        if self.fallback and self.fallback.service == self.service and self.fallback.action in (None, self.action):
+            raise ValueError("fallback calls the step's own service and action again: the retry policy does that")
+        return self
+
+    @property
+    def cache_ttl(self) -> float | None:
+        """How long this step's outputs are reused; None when they are not."""
+        return (self.cache_ttl_s or DEFAULT_CACHE_TTL_S) if self.cache else None
 
 
 class TriggerDefinition(FrozenModel):

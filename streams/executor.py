@@ -21,7 +21,8 @@ key. Timer ``start_due_retries`` starts retries whose time has come.
 Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
 waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
 ``SetServiceConcurrency`` caps the calls at once to one service for a tenant
-(kept in ``service_limits``).
+(kept in ``service_limits``). Outputs of ``cache: true`` steps are kept in
+memory per worker (``streams.step_cache``, ``FLOWLEDGER_STEP_CACHE_ENTRIES``).
 """
 
 import logging
@@ -40,6 +41,7 @@ from schemas.registry import decode
 from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, StartRun
 from streams.app import app, settings
 from streams.runtime import ExecutorRuntime
+from streams.step_cache import StepCache
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,7 @@ runtime = ExecutorRuntime(
     publish=_Publisher(),
     connectors=_registry(),
     max_parallel=MAX_PARALLEL_EXECUTIONS,
+    step_cache=StepCache(settings.flowledger_step_cache_entries),
 )
 _recovered = False
 

@@ -6,8 +6,10 @@ it a state store (a changelogged table) and a publish function, and unit tests
 give it dictionaries.
 
 Step attempts run as asyncio tasks, at most ``max_parallel`` at once per
-worker. Each attempt's result is published as ``StepSucceeded`` or
-``StepFailed`` with an id derived from the attempt, and comes back through the
+worker; steps marked ``cache: true`` go through the worker's ``StepCache``
+first. Each attempt's result is published as ``StepSucceeded`` or
+``StepFailed`` (with the call's ``params_digest``, and whether the output was
+``cached``) with an id derived from the attempt, and comes back through the
 agent like any other event, so the state only ever changes by folding the log.
 After a restart, ``recover`` re-dispatches attempts that were in flight (the
 connector sees the same idempotency key) and re-arms due retries.
@@ -25,11 +27,13 @@ from typing import Any, Protocol
 import orjson
 
 from connectors.base import Connector, ConnectorError, StepCall
-from domain.execution import RunState, StepState, Tick, decide, evolve, initial_state, render_params
+from domain.execution import RunState, StepState, Target, Tick, decide, evolve, initial_state, render_params
+from domain.step_cache import cache_key, params_digest
 from schemas.common import StepError
 from schemas.envelope import Envelope, deterministic_event_id
 from schemas.runs import RunCancelled, StepFailed, StepStarted, StepSucceeded
 from schemas.workflows import CancelRun, RetryRun, RetryStep, StartRun, WorkflowDefinition
+from streams.step_cache import Outcome, StepCache
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ def encode_state(state: RunState) -> bytes:
         "steps": {
             sid: {"status": s.status, "attempt": s.attempt, "output": s.output,
                   "error": s.error.model_dump() if s.error else None,
-                  "due_at": s.due_at.isoformat() if s.due_at else None}
+                  "due_at": s.due_at.isoformat() if s.due_at else None, "fallback_since": s.fallback_since}
             for sid, s in state.steps.items()
         },
     })  # fmt: skip
@@ -84,6 +88,7 @@ def decode_state(raw: bytes) -> RunState:
             output=s["output"],
             error=StepError.model_validate(s["error"]) if s["error"] else None,
             due_at=datetime.fromisoformat(s["due_at"]) if s["due_at"] else None,
+            fallback_since=s.get("fallback_since"),  # absent from states written before fallbacks
         )  # fmt: skip
         for sid, s in data["steps"].items()
     }
@@ -105,6 +110,7 @@ class ExecutorRuntime:
         connectors: ConnectorLookup,
         max_parallel: int = 8,
         default_timeout_s: float = 30.0,
+        step_cache: StepCache | None = None,
     ) -> None:
         self.states = states
         self.publish = publish
@@ -112,6 +118,7 @@ class ExecutorRuntime:
         self.slots = asyncio.Semaphore(max_parallel)
         self.limits = ServiceLimits()
         self.default_timeout_s = default_timeout_s
+        self.step_cache = step_cache or StepCache()
         self.in_flight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
         self.cache: dict[str, RunState] = {}
         """Decoded states of this worker's runs; the table is the durable copy."""
@@ -248,29 +255,37 @@ class ExecutorRuntime:
                 task.cancel()
 
     async def _attempt(self, state: RunState, step_id: str, attempt: int, queued_at: float) -> None:
-        step = state.step(step_id)
-        params: dict[str, Any] | StepError
+        step, target = state.step(step_id), state.target(step_id)
+        failed: StepError | None = None
         try:
             params = render_params(state, step_id)
         except Exception as exc:  # a template that cannot be evaluated fails its step, and retrying cannot help
-            params = StepError(type="TemplateError", message=f"params of step {step_id}: {exc}"[:500], retryable=False)
-        # A service's own limit first: a step waiting for it holds none of the worker's slots.
-        async with self.limits.slot(state.tenant_id, step.service), self.slots:
-            self.dispatch_delays_ms.append((time.perf_counter() - queued_at) * 1000)
-            started = time.perf_counter()
-            call = StepCall(
-                tenant_id=state.tenant_id, workflow_id=state.workflow_id, run_id=state.run_id, step_id=step_id,
-                attempt=attempt, service=step.service, action=step.action,
-                params=params if isinstance(params, dict) else {},
-                credential_id=step.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
-            )  # fmt: skip
-            result = params if isinstance(params, StepError) else await self._call(call)
-            duration_ms = (time.perf_counter() - started) * 1000
+            params, failed = {}, StepError(type="TemplateError", message=f"params of step {step_id}: {exc}"[:500],
+                                           retryable=False)  # fmt: skip
+        call = StepCall(
+            tenant_id=state.tenant_id, workflow_id=state.workflow_id, run_id=state.run_id, step_id=step_id,
+            attempt=attempt, service=target.service, action=target.action, params=params,
+            credential_id=target.credential_id, timeout_s=step.timeout_s or self.default_timeout_s,
+        )  # fmt: skip
+        if failed is not None:
+            outcome = Outcome(failed, 0.0)
+        elif step.cache_ttl is None:
+            outcome = await self._perform(call, queued_at)
+        else:
+            key = cache_key(call.tenant_id, call.service, call.action, call.params, call.credential_id)
+            outcome = await self.step_cache.fetch(key, step.cache_ttl, lambda: self._perform(call, queued_at))
         # Applied here at once (dependents start without waiting for the log round
         # trip) and published with what it caused; its echo from the log is ignored.
-        result_event = _result_event(state, step_id, attempt, step.service, step.action, duration_ms, result)
-        await self.handle([result_event], publish_records=True)
+        await self.handle([_result_event(state, call, target, outcome)], publish_records=True)
         self.steps_finished += 1
+
+    async def _perform(self, call: StepCall, queued_at: float) -> Outcome:
+        # A service's own limit first: a step waiting for it holds none of the worker's slots.
+        async with self.limits.slot(call.tenant_id, call.service), self.slots:
+            self.dispatch_delays_ms.append((time.perf_counter() - queued_at) * 1000)
+            started = time.perf_counter()
+            result = await self._call(call)
+            return Outcome(result, (time.perf_counter() - started) * 1000)
 
     async def _call(self, call: StepCall) -> dict[str, Any] | StepError:
         try:
@@ -329,16 +344,18 @@ _RUN_EVENT_TYPES = frozenset({
 })  # fmt: skip
 
 
-def _result_event(
-    state: RunState, step_id: str, attempt: int, service: str, action: str, duration_ms: float,
-    result: dict[str, Any] | StepError,
-) -> Envelope:  # fmt: skip
+def _result_event(state: RunState, call: StepCall, target: Target, outcome: Outcome) -> Envelope:
     common: dict[str, Any] = {
-        "event_id": deterministic_event_id(state.run_id, step_id, str(attempt), "result"),
+        "event_id": deterministic_event_id(state.run_id, call.step_id, str(call.attempt), "result"),
         "occurred_at": datetime.now(UTC), "tenant_id": state.tenant_id, "workflow_id": state.workflow_id,
-        "run_id": state.run_id, "step_id": step_id, "correlation_id": state.run_id,
+        "run_id": state.run_id, "step_id": call.step_id, "correlation_id": state.run_id,
     }  # fmt: skip
-    payload: dict[str, Any] = {"service": service, "action": action, "attempt": attempt, "duration_ms": duration_ms}
-    if isinstance(result, StepError):
-        return StepFailed.model_validate({**common, "payload": {**payload, "error": result}})
-    return StepSucceeded.model_validate({**common, "payload": {**payload, "output": result}})
+    payload: dict[str, Any] = {
+        **target.payload(call.attempt), "duration_ms": outcome.duration_ms,
+        "params_digest": params_digest(call.tenant_id, call.service, call.action, call.params),
+    }  # fmt: skip
+    if isinstance(outcome.result, StepError):
+        return StepFailed.model_validate({**common, "payload": {**payload, "error": outcome.result}})
+    return StepSucceeded.model_validate(
+        {**common, "payload": {**payload, "output": outcome.result, "cached": outcome.cached}}
+    )

@@ -85,7 +85,7 @@ async def define(state: AppState, tenant: str, workflow_id: str, definition: Wor
         ) from exc
     history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, workflow_id)
     as_json = definition.model_dump(mode="json")
-    if history and history[-1].definition == as_json:
+    if history and same_definition(history[-1].definition, as_json):
         return _public(workflow_id, history[-1], plan, [v.version for v in history]), False
     # Versions this process assigned but the projection may not show yet.
     key = (tenant, workflow_id)
@@ -101,6 +101,11 @@ async def define(state: AppState, tenant: str, workflow_id: str, definition: Wor
     state.assigned_versions[key] = version
     current = DefinitionVersion(version=version, defined_at=record.occurred_at, definition=as_json)
     return _public(workflow_id, current, plan, [v.version for v in history] + [version]), True
+
+
+def same_definition(stored: dict[str, Any], as_json: dict[str, Any]) -> bool:
+    """Whether a stored definition is ``as_json``, once read with today's defaults (it may predate a field)."""
+    return stored == as_json or WorkflowDefinition.model_validate(stored).model_dump(mode="json") == as_json
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: {"description": "no such workflow"}})

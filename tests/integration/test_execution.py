@@ -193,3 +193,51 @@ async def test_worker_killed_mid_run_resumes_without_repeating_succeeded_steps(h
     assert [s["status"] for s in run["steps"]] == ["succeeded"] * 6
     executions = {k: n for k, n in sandbox.stats()["executions_by_key"].items() if f":{run_id}:" in k}
     assert len(executions) == 6 and set(executions.values()) == {1}
+
+
+def executions_of(sandbox, run_id):
+    """Idempotency key -> executions, for one run's calls that reached the sandbox."""
+    return {k: n for k, n in sandbox.stats()["executions_by_key"].items() if f":{run_id}:" in k}
+
+
+async def test_a_cached_step_reuses_the_output_of_an_identical_call(http, executor, sandbox):
+    workflow_id = await define(http, [
+        step("lookup", "hubspot", "get_contact", params={"email": "{{ trigger.email }}"}, cache=True, cache_ttl_s=600),
+        step("note", "slack", "post_message", params={"text": "{{ steps.lookup.output.id }}"}),
+    ])  # fmt: skip
+    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    first = await wait_run(http, await start(http, workflow_id, {"email": email}), "succeeded")
+    second = await wait_run(http, await start(http, workflow_id, {"email": email}), "succeeded")
+    other = await wait_run(http, await start(http, workflow_id, {"email": f"bob-{email}"}), "succeeded")
+    runs = [{s["step_id"]: s for s in run["steps"]} for run in (first, second, other)]
+    # The second run's lookup never reached the service; its note did, with the reused output.
+    assert executions_of(sandbox, second["run_id"]) == {f"tenant-a:{second['run_id']}:note:1": 1}
+    assert f"tenant-a:{other['run_id']}:lookup:1" in executions_of(sandbox, other["run_id"])
+    assert [r["lookup"]["cached"] for r in runs] == [False, True, False]
+    assert runs[1]["lookup"]["output"] == runs[0]["lookup"]["output"] != runs[2]["lookup"]["output"]
+    assert runs[1]["note"]["output"]["received"] == {"text": runs[0]["lookup"]["output"]["id"]}
+    digests = [r["lookup"]["params_digest"] for r in runs]
+    assert digests[0] == digests[1] != digests[2] and len(digests[0]) == 16
+    assert runs[1]["note"]["params_digest"] == runs[0]["note"]["params_digest"] and not runs[1]["note"]["cached"]
+
+
+async def test_a_step_whose_service_is_down_succeeds_on_its_fallback(http, executor, sandbox):
+    workflow_id = await define(http, [
+        step("send", "sendgrid", "send_email", params={"to": "{{ trigger.to }}"},
+             retry={"initial_interval_s": 0.1, "maximum_attempts": 2, "jitter": 0},
+             fallback={"service": "mailgun", "params": {"recipient": "{{ trigger.to }}"}}),
+        step("log", "google-sheets", "append_row", params={"row": "{{ steps.send.output.id }}"}),
+    ])  # fmt: skip
+    sandbox.faults([{"service": "sendgrid", "from_s": 0, "to_s": 120, "fault": "503", "rate": 1.0}])
+    try:
+        run = await wait_run(http, await start(http, workflow_id, {"to": "ada@example.com"}), "succeeded")
+    finally:
+        sandbox.faults([])
+    run_id, steps = run["run_id"], {s["step_id"]: s for s in run["steps"]}
+    send = steps["send"]
+    # Two attempts on sendgrid (503 both times), the third on mailgun, with the fallback's own params.
+    assert (send["service"], send["fallback_for"], send["attempts"]) == ("mailgun", "sendgrid", 3)
+    assert send["last_error"]["status_code"] == 503
+    assert send["output"]["service"] == "mailgun" and send["output"]["received"] == {"recipient": "ada@example.com"}
+    assert steps["log"]["output"]["received"] == {"row": send["output"]["id"]} and steps["log"]["fallback_for"] is None
+    assert executions_of(sandbox, run_id) == {f"tenant-a:{run_id}:send:3": 1, f"tenant-a:{run_id}:log:1": 1}

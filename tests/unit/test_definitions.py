@@ -1,4 +1,8 @@
+import re
+
+import orjson
 import pytest
+from pydantic import ValidationError
 
 from domain.dag import DefinitionError, plan_definition
 from domain.expressions import ExpressionError, compile_expression, evaluate
@@ -112,3 +116,78 @@ def test_invalid_definitions_are_refused_with_reasons(steps, problem):
     with pytest.raises(DefinitionError) as info:
         plan_definition(definition(*steps))
     assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "ttl"),
+    [({}, None), ({"cache": True}, 300.0), ({"cache": True, "cache_ttl_s": 60}, 60.0), ({"cache": False}, None)],
+)
+def test_cache_ttl_defaults_to_five_minutes_for_cached_steps(extra, ttl):
+    assert definition(step("a", **extra)).steps[0].cache_ttl == ttl
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"cache_ttl_s": 60}, "cache_ttl_s is set but cache is false"),
+        ({"cache": False, "cache_ttl_s": 60}, "cache_ttl_s is set but cache is false"),
+        ({"cache": True, "cache_ttl_s": 0}, "greater than 0"),
+    ],
+)
+def test_cache_settings_are_refused_with_a_clear_reason(extra, problem):
+    with pytest.raises(ValidationError, match=problem):
+        definition(step("a", **extra))
+
+
+def test_templates_in_fallback_params_are_dependencies():
+    fallback = {"service": "discord", "params": {"content": "{{ steps.b.output.text }}"}}
+    plan = plan_definition(definition(step("a"), step("b"), step("c", params={"x": "{{ steps.a.output }}"},
+                                                                 fallback=fallback)))  # fmt: skip
+    assert plan.dependencies["c"] == {"a", "b"}
+    plan = plan_definition(definition(step("a"), step("c", fallback={"service": "discord"})))
+    assert plan.dependencies["c"] == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("fallback", "problem"),
+    [
+        ({"service": "discord", "params": {"x": "{{ steps.ghost.output }}"}}, "unknown steps ['ghost']"),
+        ({"service": "discord", "params": {"x": "{{ nope.x }}"}}, "fallback params"),
+        ({"service": "discord", "params": {"x": "{{ steps.a.output }}"}}, "depends on itself"),
+    ],
+)
+def test_invalid_fallback_templates_are_refused(fallback, problem):
+    with pytest.raises(DefinitionError, match=re.escape(problem)):
+        plan_definition(definition(step("a", fallback=fallback)))
+
+
+@pytest.mark.parametrize(
+    ("fallback", "problem"),
+    [
+        ({"service": "slack"}, "fallback calls the step's own service and action again"),
+        ({"service": "slack", "action": "post_message"}, "fallback calls the step's own service and action again"),
+        ({"service": "discord", "params": {"token": "x"}}, "secret-looking keys"),
+        ({"service": "Discord"}, "fallback.service"),
+        ({"action": "send"}, "fallback.service"),
+    ],
+)
+def test_fallbacks_are_refused_with_a_clear_reason(fallback, problem):
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        definition(step("a", fallback=fallback))
+
+
+def test_a_fallback_on_the_same_service_may_call_another_action():
+    [only] = definition(step("a", fallback={"service": "slack", "action": "send_dm"})).steps
+    assert only.fallback is not None and only.fallback.action == "send_dm"
+
+
+def test_a_definition_stored_before_a_field_existed_is_still_the_same_definition():
+    from api.routes.workflows import same_definition
+
+    current = definition(step("a", params={"x": 1})).model_dump(mode="json")
+    older = orjson.loads(orjson.dumps(current))
+    for field in ("cache_ttl_s", "fallback"):
+        del older["steps"][0][field]
+    assert same_definition(older, current)
+    older["steps"][0]["params"] = {"x": 2}
+    assert not same_definition(older, current)

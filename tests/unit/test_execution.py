@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.execution import RunState, Tick, decide, evolve, initial_state, render_params
+from domain.execution import RunState, Target, Tick, decide, evolve, initial_state, render_params
 from schemas.runs import StepFailed, StepSucceeded
 from schemas.workflows import CancelRun, RetryRun, RetryStep, StartRun, WorkflowDefinition
 
@@ -171,3 +171,128 @@ def test_a_run_without_a_definition_fails_clearly():
     command = StartRun(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS)
     state, out = feed(initial_state(command), command)
     assert kinds(out) == [("RunFailed", None)] and "no workflow definition" in out[0].payload.error.message
+
+
+# ---------------------------------------------------------------------------------------------- fallback
+
+
+def fallback_definition():
+    return WorkflowDefinition.model_validate({
+        "name": "mail with a second provider",
+        "trigger": {"service": "webhook", "event": "call"},
+        "steps": [
+            {"id": "send", "service": "sendgrid", "action": "send_email", "params": {"to": "{{ trigger.to }}"},
+             "retry": {"initial_interval_s": 1, "maximum_attempts": 2, "jitter": 0},
+             "fallback": {"service": "mailgun", "params": {"recipient": "{{ trigger.to }}"}}},
+            {"id": "audit", "service": "jira", "action": "create_issue"},
+            {"id": "log", "service": "google-sheets", "action": "append_row",
+             "params": {"message": "{{ steps.send.output.id }}"}},
+        ],
+    })  # fmt: skip
+
+
+def result_of(state, step_id, outcome):
+    """The result of the step's current attempt, on whatever it calls now: ``ok`` or an HTTP status."""
+    target = state.target(step_id)
+    payload = {**target.payload(state.steps[step_id].attempt), "duration_ms": 5}
+    common = {"event_id": str(uuid.uuid4()), "occurred_at": T0, **IDS, "step_id": step_id}
+    if outcome == "ok":
+        return StepSucceeded(**common, payload={**payload, "output": {"id": f"{target.service}-1"}})
+    error = {"type": "HTTPError", "message": f"HTTP {outcome}", "status_code": int(outcome)}
+    return StepFailed(**common, payload={**payload, "error": error})
+
+
+def brief(event):
+    if event.type in ("StepStarted", "StepRetryScheduled"):
+        p = event.payload
+        verb = "start" if event.type == "StepStarted" else "retry"
+        return f"{verb}:{p.service}#{p.attempt}" + (f"<-{p.fallback_for}" if p.fallback_for else "")
+    return event.type
+
+
+def drive(script):
+    """Feed ``script`` (``ok``/status for ``send``, ``audit:<status>``, ``tick``, ``retry``); brief each answer.
+
+    Returns the state, the answers, and the state rebuilt by folding only the events of the log.
+    """
+    command = start(fallback_definition(), payload={"to": "ada@example.com"})
+    state, out = feed(initial_state(command), command)
+    log, answers = list(out), []
+    now = T0
+    for item in script.split():
+        if item == "tick":
+            now += timedelta(hours=1)
+            record = Tick(now)
+        elif item == "retry":
+            record = RetryRun(event_id=str(uuid.uuid4()), occurred_at=T0, **IDS)
+        else:
+            step_id, _, outcome = item.rpartition(":")
+            record = result_of(state, step_id or "send", outcome)
+            log.append(record)
+        state, out = feed(state, record, now=now)
+        log += out
+        answers.append(" ".join(brief(e) for e in out))
+    rebuilt = initial_state(command)
+    for event in log:
+        rebuilt = evolve(rebuilt, event)
+    return state, answers, rebuilt
+
+
+# id -> (what happens, what the executor answers to each, the run's status then); answers are split by " | "
+FALLBACK_CASES = {
+    "primary-503-exhausted-then-the-fallback-succeeds": (
+        "503 tick 503 ok",
+        "retry:sendgrid#2 | start:sendgrid#2 | start:mailgun#3<-sendgrid | start:google-sheets#1",
+        "running",
+    ),
+    "a-permanent-error-falls-back-at-once": ("401 ok", "start:mailgun#2<-sendgrid | start:google-sheets#1", "running"),
+    "not-found-falls-back": ("404", "start:mailgun#2<-sendgrid", "running"),
+    "bad-request-does-not-fall-back": ("400", "RunFailed", "failed"),
+    "unprocessable-does-not-fall-back": ("422", "RunFailed", "failed"),
+    "the-fallback-retries-with-its-own-budget-then-fails-the-run": (
+        "401 503 tick 503",
+        "start:mailgun#2<-sendgrid | retry:mailgun#3<-sendgrid | start:mailgun#3<-sendgrid | RunFailed",
+        "failed",
+    ),
+    "no-fallback-of-a-fallback": ("401 400", "start:mailgun#2<-sendgrid | RunFailed", "failed"),
+    "retry-run-starts-over-on-the-own-service-then-falls-back-again": (
+        "401 401 retry 401 ok",
+        "start:mailgun#2<-sendgrid | RunFailed | RunResumed start:sendgrid#3 | start:mailgun#4<-sendgrid"
+        " | start:google-sheets#1",
+        "running",
+    ),
+    "retry-run-resumes-a-fallback-retry-on-the-fallback": (
+        "401 503 audit:400 retry tick ok",
+        "start:mailgun#2<-sendgrid | retry:mailgun#3<-sendgrid | RunFailed | RunResumed start:jira#2"
+        " | start:mailgun#3<-sendgrid | start:google-sheets#1",
+        "running",
+    ),
+}
+
+
+@pytest.mark.parametrize(("script", "answers", "status"), list(FALLBACK_CASES.values()), ids=list(FALLBACK_CASES))
+def test_fallback(script, answers, status):
+    state, got, rebuilt = drive(script)
+    assert " | ".join(got) == answers
+    assert state.status == status
+    assert rebuilt == state  # the log alone rebuilds the step on its fallback
+    if answers.endswith("start:google-sheets#1"):  # dependents read the fallback's output as the step's
+        assert state.steps["send"].output == {"id": "mailgun-1"}
+        assert render_params(state, "log") == {"message": "mailgun-1"}
+
+
+def test_the_fallback_gets_its_own_params_action_and_credential():
+    state, _, _ = drive("503 tick 503")
+    assert state.target("send") == Target("mailgun", "send_email", {"recipient": "{{ trigger.to }}"}, None, "sendgrid")
+    assert render_params(state, "send") == {"recipient": "ada@example.com"}
+    assert state.steps["send"].fallback_since == 3
+
+
+def test_a_run_failed_on_its_fallback_says_so():
+    command = start(fallback_definition(), payload={"to": "a@example.com"})
+    state, _ = feed(initial_state(command), command)
+    state, _ = feed(state, result_of(state, "send", "401"))
+    state, out = feed(state, result_of(state, "send", "401"))
+    message = out[0].payload.error.message
+    assert out[0].payload.failed_step_id == "send"
+    assert "on its fallback 'mailgun', after 'sendgrid' failed, after 1 attempt(s)" in message

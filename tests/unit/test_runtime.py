@@ -58,8 +58,11 @@ class Harness:
             await self.runtime.tick()
             await asyncio.sleep(0.01)
 
-    def status(self):
-        return decode_state(self.states["run-1"]).status
+    def status(self, run_id="run-1"):
+        return decode_state(self.states[run_id]).status
+
+    def results(self, step_id):
+        return [e for e in self.log if e.type in ("StepSucceeded", "StepFailed") and e.step_id == step_id]
 
 
 def definition():
@@ -76,10 +79,11 @@ def definition():
     })  # fmt: skip
 
 
-def start():
+def start(run_id="run-1", defn=None, trigger=None):
     return StartRun(
-        event_id=str(uuid.uuid4()), occurred_at=datetime.now(UTC), **IDS,
-        payload={"trigger_payload": {"subject": "hello"}, "definition": definition(), "definition_version": 1},
+        event_id=str(uuid.uuid4()), occurred_at=datetime.now(UTC), **{**IDS, "run_id": run_id},
+        payload={"trigger_payload": trigger or {"subject": "hello"}, "definition": defn or definition(),
+                 "definition_version": 1},
     )  # fmt: skip
 
 
@@ -227,3 +231,62 @@ async def test_params_that_cannot_be_rendered_fail_their_step_at_once(monkeypatc
     failed = next(e for e in h.log if e.type == "StepFailed")
     assert failed.payload.error.type == "TemplateError" and "params of step" in failed.payload.error.message
     assert connectors.calls == [] and [e.type for e in h.log].count("StepRetryScheduled") == 0
+
+
+def lookup_definition():
+    return WorkflowDefinition.model_validate({
+        "name": "lookup",
+        "trigger": {"service": "webhook", "event": "call"},
+        "steps": [
+            {"id": "find", "service": "crm", "action": "lookup", "params": {"email": "{{ trigger.email }}"},
+             "cache": True, "cache_ttl_s": 60, "retry": {"maximum_attempts": 1}},
+            {"id": "note", "service": "slack", "action": "post_message",
+             "params": {"text": "{{ steps.find.output.id }}"}},
+        ],
+    })  # fmt: skip
+
+
+async def test_a_cached_step_reuses_the_output_of_an_identical_call_and_every_result_carries_its_digest():
+    not_found = PermanentError("nope", status_code=404)
+    connectors = ScriptedConnectors({"find": [not_found, {"id": "ada-1"}, {"id": "bob-1"}]})
+    h = Harness(connectors)
+    runs = [("run-0", "ada@example.com"), ("run-1", "ada@example.com"), ("run-2", "ada@example.com"),
+            ("run-3", "bob@example.com")]  # fmt: skip
+    for run_id, email in runs:
+        await h.runtime.handle([start(run_id, lookup_definition(), {"email": email})])
+        await h.settle(lambda run_id=run_id: h.status(run_id) in ("succeeded", "failed"))
+    assert [h.status(run_id) for run_id, _ in runs] == ["failed", "succeeded", "succeeded", "succeeded"]
+    # The failure was not cached; run-2 reused run-1's output; bob's lookup is another call.
+    assert [key.split(":")[1] for step, _, key, _ in connectors.calls if step == "find"] == ["run-0", "run-1", "run-3"]
+    failed, *found = h.results("find")
+    assert [(e.run_id, e.payload.output, e.payload.cached) for e in found] == [
+        ("run-1", {"id": "ada-1"}, False), ("run-2", {"id": "ada-1"}, True), ("run-3", {"id": "bob-1"}, False),
+    ]  # fmt: skip
+    digests = [e.payload.params_digest for e in [failed, *found]]
+    assert digests[0] == digests[1] == digests[2] != digests[3] and all(len(d) == 16 for d in digests)
+    # Dependents read a reused output like any other; a step without cache is never served from it.
+    assert {e.run_id: e.payload.cached for e in h.results("note")} == dict.fromkeys(("run-1", "run-2", "run-3"), False)
+    assert [p for s, _, _, p in connectors.calls if s == "note"][1] == {"text": "ada-1"}
+
+
+async def test_a_step_goes_on_with_its_fallback_and_its_state_keeps_it():
+    defn = WorkflowDefinition.model_validate({
+        "name": "fallback", "trigger": {"service": "webhook", "event": "call"},
+        "steps": [{"id": "send", "service": "sendgrid", "action": "send_email", "params": {"to": "{{ trigger.to }}"},
+                   "retry": {"maximum_attempts": 1},
+                   "fallback": {"service": "mailgun", "params": {"recipient": "{{ trigger.to }}"}}}],
+    })  # fmt: skip
+    connectors = ScriptedConnectors({"send": [RetryableError("down", status_code=503), {"id": "m-1"}]})
+    h = Harness(connectors)
+    await h.runtime.handle([start("run-1", defn, {"to": "ada@example.com"})])
+    await h.settle(lambda: h.status() == "succeeded")
+    assert [(a, p) for _, a, _, p in connectors.calls] == [(1, {"to": "ada@example.com"}),
+                                                          (2, {"recipient": "ada@example.com"})]  # fmt: skip
+    failed, succeeded = h.results("send")
+    assert (failed.payload.service, failed.payload.fallback_for) == ("sendgrid", None)
+    assert (succeeded.payload.service, succeeded.payload.fallback_for, succeeded.payload.output) == (
+        "mailgun", "sendgrid", {"id": "m-1"},
+    )  # fmt: skip
+    assert failed.payload.params_digest != succeeded.payload.params_digest
+    state = decode_state(h.states["run-1"])
+    assert state.steps["send"].fallback_since == 2 and decode_state(encode_state(state)) == state

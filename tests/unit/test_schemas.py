@@ -54,6 +54,8 @@ STEP_FAILED = next(i for i in GOOD if i["type"] == "StepFailed")
         ("payload.error", ..., "error"),
         ("payload.error.status_code", 999, "status_code"),
         ("payload.duration_ms", -1, "duration_ms"),
+        ("payload.params_digest", "ada@example.com", "params_digest"),
+        ("payload.fallback_for", "Not A Slug", "fallback_for"),
         ("step_id", ..., "step_id"),
         ("payload.surprise", 1, "surprise"),
         ("schema_version", 7, "schema_version"),

@@ -179,6 +179,15 @@ def _record(kind, **fields):
             [("step", "wf/s1", "slack", True, 5.0, 0.1), ("service", "slack", "slack", True, 5.0, 0.1)],
         ),
         (
+            "StepSucceeded",
+            {
+                "run_id": "r",
+                "step_id": "s1",
+                "payload": {"service": "crm", "action": "lookup", "duration_ms": 0.1, "cached": True},
+            },
+            [("step", "wf/s1", "crm", True, 0.1, 0.0)],
+        ),
+        (
             "StepFailed",
             {
                 "run_id": "r",
