@@ -57,7 +57,7 @@ from domain.whatif import (
     quantile,
     replay_run,
 )
-from schemas.workflows import StepDefinition, WorkflowDefinition
+from schemas.workflows import WorkflowDefinition
 
 WEIGHTS: dict[str, dict[str, float]] = {
     "performance": {"duration": 1.0},
@@ -540,11 +540,9 @@ def _substitute(definition: WorkflowDefinition, resample: Resample, catalog: Cat
 def _fallback(
     definition: WorkflowDefinition, runs: Sequence[RecordedRun], resample: Resample, catalog: Catalog
 ) -> list[Candidate]:
-    if "fallback" not in StepDefinition.model_fields:
-        return []
     found = []
     for step in definition.steps:
-        if getattr(step, "fallback", None) is not None:
+        if step.fallback is not None:
             continue
         outages = [r.steps[step.id] for r in runs if step.id in r.steps and r.steps[step.id].status == "failed"
                    and r.steps[step.id].error_class in ("upstream_5xx", "timeout", "network")]  # fmt: skip
@@ -555,14 +553,17 @@ def _fallback(
                   and any(a.name == step.action for a in o.actions)]  # fmt: skip
         if not others:
             continue
-        best = max(others, key=lambda o: (resample.success_rate.get(o.id, 0.0), -o.cost_usd))
+        used = [o for o in others if o.id in resample.success_rate]  # the tenant already calls it: an account
+        best = max(used or others, key=lambda o: (resample.success_rate.get(o.id, 0.0), -o.cost_usd))
         found.append(Candidate(
             "fallback", (step.id,),
             f"{step.service} failed step {step.id} for good in {len(outages)} recorded runs (outages); "
-            f"{best.name} offers {step.action} in the same category and takes over when it fails again.",
-            {"outage_runs": len(outages), "fallback": best.id},
+            f"{best.name} offers {step.action} in the same category and takes over when it fails again"
+            + ("." if used else "; you have no calls to it yet, so it needs an account and is not applied."),
+            {"outage_runs": len(outages), "fallback": best.id,
+             "fallback_success_rate": resample.success_rate.get(best.id)},
             _set_fields(step.id, {"fallback": {"service": best.id}}),
-            {step.id: StepChange(fallback_service=best.id)},
+            {step.id: StepChange(fallback_service=best.id)}, applies=bool(used),
         ))  # fmt: skip
     return found
 

@@ -52,7 +52,9 @@ SELECT run_id, step_id,
        sum(coalesce(cost, 0)) AS total_cost,
        countIf(cost IS NOT NULL) AS priced,
        groupArrayIf((error_type, error_message, error_status_code), status = 'failed') AS errors,
-       maxIf(retry_after_s, retry_after_s IS NOT NULL) AS retry_after
+       maxIf(retry_after_s, retry_after_s IS NOT NULL) AS retry_after,
+       argMaxIf(params_digest, (attempt, occurred_at), params_digest != '') AS digest,
+       max(cached) AS was_cached
 FROM (
     SELECT * FROM steps
     WHERE tenant_id = {tenant_id:String} AND run_id IN {run_ids:Array(String)}
@@ -74,7 +76,8 @@ def recorded_runs(
     by_run: dict[str, list[StepTimes]] = {}
     starts = {run_id: float(started) for run_id, started, _s, _d in runs}
     rows = wh.query(SELECT_RUN_STEP_TIMES, {"tenant_id": tenant_id, "run_ids": list(starts)})
-    for run_id, step_id, service, action, status, attempts, first_s, last_s, cost, priced, errors, after in rows:
+    for (run_id, step_id, service, action, status, attempts, first_s, last_s, cost, priced, errors, after, digest,
+         was_cached) in rows:  # fmt: skip
         if status not in ("succeeded", "failed", "skipped"):
             continue
         classes = [classify(m, status_code=c, error_type=t or None).error_class for t, m, c in errors]
@@ -85,7 +88,7 @@ def recorded_runs(
             attempts=int(attempts or 0), cost=float(cost) if priced else price * int(attempts or 0),
             error_class=classes[-1] if classes else None,
             transient_failures=sum(c in TRANSIENT for c in classes),
-            retry_after_s=float(after) if after else None,
+            retry_after_s=float(after) if after else None, params_digest=digest or None, cached=bool(was_cached),
         ))  # fmt: skip
     recorded = [
         record(run_id, float(started), status, float(duration or 0.0), by_run.get(run_id, []), dependencies)

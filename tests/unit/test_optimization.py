@@ -192,3 +192,26 @@ def test_without_history_the_catalog_latencies_are_used_and_marked():
     a = analyze(LEADS, runs, resample, CATALOG, history="catalog")
     assert a.history == "catalog" and a.recommendations[0].estimated_effect["history"] == "catalog"
     assert a.recommendations[0].kind == "parallelize"
+
+
+def test_outages_get_a_fallback_the_tenant_already_uses_else_advice():
+    d = definition(s("send", "sendgrid", "send_email", params={"to": "{{ trigger.email }}"}))
+    down = {"send": lambda i: "failed" if i % 4 == 0 else "succeeded"}
+    runs = [r if r.status == "succeeded" else _outage(r) for r in recorded(d, statuses=down)]
+    used = Resample(spans_ms={"postmark": [90.0]}, success_rate={"postmark": 1.0, "sendgrid": 0.75})
+    a = analyze(d, runs, used, CATALOG, strategy="reliability")
+    # More attempts, a fallback, and (advice) moving to the service that answers better.
+    assert sorted(kinds(a)) == [("fallback", ("send",), True), ("retry", ("send",), True),
+                                ("substitute", ("send",), False)]  # fmt: skip
+    assert a.optimized_definition["steps"][0]["fallback"] == {"service": "postmark"}
+    assert a.prediction["success_change"] == 0.25  # every run that gave up succeeds one way or the other
+    plan_definition(WorkflowDefinition.model_validate(a.optimized_definition))
+    unknown = analyze(d, runs, Resample(spans_ms={"sendgrid": [90.0]}), CATALOG, strategy="reliability")
+    assert ("fallback", ("send",), False) in kinds(unknown)
+
+
+def _outage(r: RecordedRun) -> RecordedRun:
+    send = r.steps["send"]
+    steps = {"send": RecordedStep(**{**send.__dict__, "error_class": "upstream_5xx", "attempts": 3,
+                                     "transient_failures": 3})}  # fmt: skip
+    return RecordedRun(r.run_id, r.started_s, r.status, r.duration_ms, steps, r.tail_ms)
