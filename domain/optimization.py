@@ -154,6 +154,7 @@ def analyze(
             scored.append((score, candidate, comparison, changed))
     scored.sort(key=lambda item: -item[0])
     optimized, applied, changes = base, [], dict[str, StepChange]()
+    superseded: list[Candidate] = []
     for _, candidate, _, _ in scored:
         if not candidate.applies:
             continue
@@ -161,10 +162,14 @@ def analyze(
             trial = candidate.edit(optimized)
             plan_definition(WorkflowDefinition.model_validate(trial))
         except (DefinitionError, ValueError):
-            continue  # an earlier change already took this one's place
+            trial = optimized
+        if trial == optimized:  # an earlier change already did this one's work (a dropped step needs no cache)
+            superseded.append(candidate)
+            continue
         optimized = trial
         applied.append(candidate)
         changes = _merge_changes(changes, candidate.changes)
+    scored = [item for item in scored if item[1] not in superseded]
     recommendations = tuple(
         Recommendation(
             c.kind, c.step_ids, c.rationale, c.evidence,

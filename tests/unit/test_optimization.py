@@ -215,3 +215,14 @@ def _outage(r: RecordedRun) -> RecordedRun:
     steps = {"send": RecordedStep(**{**send.__dict__, "error_class": "upstream_5xx", "attempts": 3,
                                      "transient_failures": 3})}  # fmt: skip
     return RecordedRun(r.run_id, r.started_s, r.status, r.duration_ms, steps, r.tail_ms)
+
+
+def test_a_change_made_moot_by_a_better_one_is_not_listed():
+    d = definition(  # the read repeats its call (constant params) and nobody uses it: dropping beats caching
+        s("sheet", "google-sheets", "get_values", params={"range": "A1:D20"}),
+        s("post", "slack", "post_message", needs=["sheet"], params={"text": "{{ trigger.email }}"}),
+    )
+    runs = recorded(d)
+    a = analyze(d, runs, resample_of(runs), CATALOG)
+    assert kinds(a) == [("drop_redundant", ("sheet",), True)]
+    assert [step["id"] for step in a.optimized_definition["steps"]] == ["post"]
