@@ -2,9 +2,10 @@
 
 import uuid
 
+import httpx
 import pytest
 
-from tests.integration.conftest import auth, eventually
+from tests.integration.conftest import ServeProcess, auth, eventually
 from tests.integration.test_execution import executor  # noqa: F401 - the fixture warms the worker up
 
 pytestmark = pytest.mark.integration
@@ -170,3 +171,26 @@ async def test_apply_needs_a_known_analysis(http, api):
     assert r.status_code == 404
     r = await http.post("/api/workflows/optimization/apply", json={}, headers=KEY)
     assert r.status_code == 422 and "analysis_id" in r.text
+
+
+async def test_workflows_that_ran_are_analysed_on_their_own_when_enabled(http, executor, broker, tmp_path):  # noqa: F811
+    serve = ServeProcess(broker.bootstrap, tmp_path / "api", group=f"opt-{uuid.uuid4().hex[:6]}")
+    serve.env.update(WORKFLOW_INTELLIGENT_OPTIMIZATION_ENABLED="true", WORKFLOW_OPTIMIZATION_INTERVAL="5")
+    serve.start()
+    try:
+        workflow_id = await define(http, [
+            {"id": "a", "service": "slack", "action": "post_message", "params": TEXT},
+            {"id": "b", "service": "asana", "action": "create_task", "params": TEXT, "needs": ["a"]},
+        ])  # fmt: skip
+        await run_all(http, workflow_id)
+        async with httpx.AsyncClient(base_url=serve.url, timeout=30) as own:
+
+            async def analysed():
+                r = await own.get(f"/api/workflows/optimization/results?workflow_id={workflow_id}", headers=KEY)
+                found = r.json()["results"]
+                return found if found and found[0]["recommendations"] else None
+
+            results = await eventually(analysed, timeout_s=60)
+        assert results[0]["strategy"] == "hybrid" and results[0]["recommendations"][0]["kind"] == "parallelize"
+    finally:
+        serve.stop()
