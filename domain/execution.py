@@ -224,27 +224,33 @@ def _set_step(state: RunState, step_id: str | None, step: StepState) -> RunState
 # ---------------------------------------------------------------------------------------------- decide
 
 
-def decide(state: RunState, record: Envelope | Tick, *, now: datetime) -> list[Envelope]:
-    """The events that follow from ``record`` given ``state`` (which already includes it if it is an event)."""
+def decide(
+    state: RunState, record: Envelope | Tick, *, now: datetime, detours: frozenset[str] = frozenset()
+) -> list[Envelope]:
+    """The events that follow from ``record`` given ``state`` (which already includes it if it is an event).
+
+    ``detours`` names services whose circuit is open (``SetServiceRoute``): a
+    step on one of them that has a fallback starts on its fallback at once.
+    """
     match record:
         case Tick():
             return _start_due(state, now)
         case StartRun():
-            return _start(state, record, now)
+            return _start(state, record, now, detours)
         case CancelRun(payload=p) if state.status in ("pending", "running"):
             return [_run_event(RunCancelled, state, record, now, {"reason": p.reason or "cancelled"})]
         case RetryRun(payload=p) if state.status == "failed":
-            return _resume(state, record, now, p.reason or "retry requested", only=None)
+            return _resume(state, record, now, p.reason or "retry requested", only=None, detours=detours)
         case RetryStep(payload=p) if state.status in ("failed", "running") and record.step_id in state.steps:
-            return _resume(state, record, now, p.reason or "retry requested", only=record.step_id)
+            return _resume(state, record, now, p.reason or "retry requested", only=record.step_id, detours=detours)
         case StepSucceeded() | StepSkipped() if state.status == "running":
-            return _advance(state, record, now)
+            return _advance(state, record, now, detours)
         case StepFailed() if state.status == "running":
             return _after_failure(state, record, now)
     return []
 
 
-def _start(state: RunState, command: StartRun, now: datetime) -> list[Envelope]:
+def _start(state: RunState, command: StartRun, now: datetime, detours: frozenset[str]) -> list[Envelope]:
     if state.status != "pending":
         return []  # a duplicate StartRun
     definition = command.payload.definition
@@ -261,10 +267,10 @@ def _start(state: RunState, command: StartRun, now: datetime) -> list[Envelope]:
     if trigger_filter and not evaluate(compile_expression(trigger_filter), after.context()):
         reason = f"trigger filter is false: {trigger_filter}"
         return [started, _run_event(RunCancelled, after, command, now, {"reason": reason})]
-    return [started, *_advance(after, command, now)]
+    return [started, *_advance(after, command, now, detours)]
 
 
-def _advance(state: RunState, cause: Envelope, now: datetime) -> list[Envelope]:
+def _advance(state: RunState, cause: Envelope, now: datetime, detours: frozenset[str] = frozenset()) -> list[Envelope]:
     """Start or skip every step that became ready; finish the run when all are done."""
     out: list[Envelope] = []
     plan = state.plan
@@ -275,7 +281,7 @@ def _advance(state: RunState, cause: Envelope, now: datetime) -> list[Envelope]:
         if not ready:
             break
         for sid in ready:
-            event = _skip_or_start(state, sid, cause, now)
+            event = _skip_or_start(state, sid, cause, now, detours)
             state = evolve(state, event)
             out.append(event)
     if all(s.status in ("succeeded", "skipped") for s in state.steps.values()):
@@ -284,7 +290,7 @@ def _advance(state: RunState, cause: Envelope, now: datetime) -> list[Envelope]:
     return out
 
 
-def _skip_or_start(state: RunState, step_id: str, cause: Envelope, now: datetime) -> Envelope:
+def _skip_or_start(state: RunState, step_id: str, cause: Envelope, now: datetime, detours: frozenset[str]) -> Envelope:
     step = state.step(step_id)
     skipped_upstream = sorted(d for d in state.plan.dependencies[step_id] if state.steps[d].status == "skipped")
     reason = None
@@ -296,7 +302,7 @@ def _skip_or_start(state: RunState, step_id: str, cause: Envelope, now: datetime
         payload = {"service": step.service, "action": step.action, "reason": reason}
         return _step_event(StepSkipped, state, step_id, cause, now, payload, tag="skip")
     attempt = state.steps[step_id].attempt + 1
-    payload = Target.of(step).payload(attempt)
+    payload = Target.of(step, fallback=step.service in detours).payload(attempt)
     return _step_event(StepStarted, state, step_id, cause, now, payload, tag=f"start-{attempt}")
 
 
@@ -349,7 +355,10 @@ def _start_due(state: RunState, now: datetime) -> list[Envelope]:
     return out
 
 
-def _resume(state: RunState, command: Envelope, now: datetime, reason: str, *, only: str | None) -> list[Envelope]:
+def _resume(
+    state: RunState, command: Envelope, now: datetime, reason: str, *, only: str | None,
+    detours: frozenset[str] = frozenset(),
+) -> list[Envelope]:  # fmt: skip
     failed = [sid for sid, s in state.steps.items() if s.status == "failed" and (only is None or sid == only)]
     if not failed:
         return []
@@ -358,7 +367,7 @@ def _resume(state: RunState, command: Envelope, now: datetime, reason: str, *, o
         resumed = _run_event(RunResumed, state, command, now, {"steps": failed, "reason": reason})
         events.append(resumed)
         state = evolve(state, resumed)
-        return [*events, *_advance(state, command, now)]
+        return [*events, *_advance(state, command, now, detours)]
     # A running run with a failed step has a retry scheduled already: nothing to resume.
     return events
 

@@ -11,12 +11,15 @@ A run that fails opens a session or joins the open one for its cause:
   service is one session however many runs and workflows it fails. With
   recovery on, each affected workflow is paused (``PauseWorkflow``: its new
   runs wait; a service answering 429 also gets at most
-  ``LOWERED_CONCURRENCY`` calls at once, ``SetServiceConcurrency``), and
+  ``LOWERED_CONCURRENCY`` calls at once, ``SetServiceConcurrency``; a service
+  that is down has the steps that name a fallback sent straight to it,
+  ``SetServiceRoute``), and
   after ``probe_s`` one failed run is retried as a probe
   (``RetryRun``, from the failed step; half-open breaker). The probe fails:
   the next one waits twice as long (at most ``MAX_PROBE_S``, and never less
   than a ``Retry-After`` the service sent). It succeeds: the workflows are
-  resumed (their waiting runs start), the concurrency limit is lifted, and
+  resumed (their waiting runs start), the concurrency limit is lifted, the
+  steps go back to the service, and
   every other failed run is retried.
   When every failed run of the session has succeeded the resolution is
   verified and the session closes; a run that fails ``MAX_RETRIES`` retries
@@ -64,7 +67,9 @@ from schemas.workflows import (
     ResumeWorkflow,
     RetryRun,
     ServiceConcurrencyPayload,
+    ServiceRoutePayload,
     SetServiceConcurrency,
+    SetServiceRoute,
 )
 
 PROBE_S = 2.0
@@ -76,6 +81,8 @@ RECENT_ATTEMPTS = 5000
 FULL_TYPES = frozenset({"StepFailed", "RunFailed", "AlertFired", "AlertResolved", "AnomalyDetected"})
 """Record types ``apply`` must see whole (with ``RunSucceeded`` of runs a session handles)."""
 LOWERED_CONCURRENCY = 2
+OUTAGE_CLASSES = frozenset({"upstream_5xx", "timeout", "network"})
+"""Failures of a service that is down (not one asking to slow down): steps with a fallback use it meanwhile."""
 """Calls at once to a service that answers 429, until it answers again."""
 STUCK_AFTER_S = 600.0
 """A run with no event for this long is stuck (the executor's steps time out long before)."""
@@ -115,6 +122,8 @@ class Session:
     """Every workflow with a failed run in the session (an alert about one of them joins it)."""
     lowered: bool = False
     """The service's concurrency is lowered (rate limited) until the probe succeeds."""
+    routed: bool = False
+    """Steps on the service that name a fallback go to it (outage) until the probe succeeds."""
     last_signal_at: float = 0.0
     """When an alert, anomaly or stuck run last joined (sessions opened by those close when it is old)."""
 
@@ -345,6 +354,8 @@ class Recovery:
         if transient and self.enabled:
             if found.error_class == "rate_limited" and not session.lowered:
                 out += self._concurrency(session, record.workflow_id, LOWERED_CONCURRENCY)
+            elif found.error_class in OUTAGE_CLASSES and not session.routed:
+                out += self._route(session, record.workflow_id, to_fallback=True)
             out += self._pause(session, record.workflow_id)
             if session.breaker == "closed":  # already resumed: this run failed after: probe again
                 session.breaker = "open"
@@ -412,6 +423,8 @@ class Recovery:
             out += self._resume(session, f"probe run {run_id} of {workflow} succeeded")
             if session.lowered:
                 out += self._concurrency(session, workflow, None)
+            if session.routed:
+                out += self._route(session, workflow, to_fallback=False)
             for other, other_workflow in sorted(session.failed.items()):
                 out += self._retry(session, other, other_workflow, "the service answers again")
             session.failed.clear()
@@ -504,6 +517,20 @@ class Recovery:
         )  # fmt: skip
         return [command, self._applied(session, action, {"service": session.service, "limit": limit})]
 
+    def _route(self, session: Session, workflow: str, *, to_fallback: bool) -> list[Envelope]:
+        """Send steps on an unavailable service that name a fallback straight to it, or back to the service."""
+        session.routed = to_fallback
+        action = "switch_to_fallback" if to_fallback else "switch_back"
+        reason = f"{session.service} is down" if to_fallback else f"{session.service} answers again"
+        command = SetServiceRoute(
+            event_id=session.next_id(action), occurred_at=self._at(), tenant_id=self.tenant_id, workflow_id=workflow,
+            correlation_id=session.session_id,
+            payload=ServiceRoutePayload(
+                service=session.service, to_fallback=to_fallback, reason=f"{session.session_id}: {reason}"
+            ),
+        )  # fmt: skip
+        return [command, self._applied(session, action, {"service": session.service, "to_fallback": to_fallback})]
+
     def _resume(self, session: Session, reason: str) -> list[Envelope]:
         out: list[Envelope] = []
         for workflow in sorted(session.paused):
@@ -535,6 +562,7 @@ class Recovery:
                         "mttr_s": round(self.clock - session.opened_at, 3)})))  # fmt: skip
         out += self._resume(session, "session closed") if session.breaker == "open" else []
         out += self._concurrency(session, session.anchor_workflow, None) if session.lowered else []
+        out += self._route(session, session.anchor_workflow, to_fallback=False) if session.routed else []
         out.append(self._event(SessionClosed, session, "closed", SessionPayload(
             session_id=session.session_id,
             detail={"recovered": len(session.recovered), "given_up": len(session.given_up)})))  # fmt: skip

@@ -174,6 +174,20 @@ class SetServiceConcurrency(Envelope):
     payload: ServiceConcurrencyPayload
 
 
+class ServiceRoutePayload(ReasonPayload):
+    service: ServiceId
+    to_fallback: bool = Field(description="true: steps on the service that name a fallback start on it; false: back.")
+
+
+class SetServiceRoute(Envelope):
+    """While ``to_fallback``, the tenant's steps on ``service`` that name a fallback call the fallback at once
+    (the service's circuit is open), instead of failing on the service first."""
+
+    type: Literal["SetServiceRoute"] = "SetServiceRoute"
+    schema_version: Literal[1] = 1
+    payload: ServiceRoutePayload
+
+
 WORKFLOW_RECORDS = (
     WorkflowDefined,
     StartRun,
@@ -183,4 +197,5 @@ WORKFLOW_RECORDS = (
     PauseWorkflow,
     ResumeWorkflow,
     SetServiceConcurrency,
+    SetServiceRoute,
 )

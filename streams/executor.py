@@ -20,6 +20,8 @@ key. Timer ``start_due_retries`` starts retries whose time has come.
 
 Workflows paused with ``PauseWorkflow`` hold new runs: their ``StartRun``
 waits in ``runs_waiting_by_workflow`` until ``ResumeWorkflow``.
+``SetServiceRoute`` sends a tenant's steps on one service that name a fallback
+straight to it while the service's circuit is open (kept in ``service_routes``).
 ``SetServiceConcurrency`` caps the calls at once to one service for a tenant
 (kept in ``service_limits``). Outputs of ``cache: true`` steps are kept in
 memory per worker (``streams.step_cache``, ``FLOWLEDGER_STEP_CACHE_ENTRIES``).
@@ -38,7 +40,7 @@ from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode
-from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, StartRun
+from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, SetServiceRoute, StartRun
 from streams.app import app, settings
 from streams.runtime import ExecutorRuntime
 from streams.step_cache import StepCache
@@ -59,6 +61,10 @@ service_limits = app.Table(
     "service_limits", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
 )
 """``tenant/service`` -> its concurrency limit (``SetServiceConcurrency``), restored into the runtime at start."""
+service_routes = app.Table(
+    "service_routes", default=None, key_type=bytes, value_type=bytes, partitions=PARTITIONS, use_partitioner=True
+)
+"""``tenant/service`` -> ``1`` while its steps with a fallback go to it (``SetServiceRoute``), restored at start."""
 runs_waiting_by_workflow = app.Table(
     "runs_waiting_by_workflow",
     default=None,
@@ -192,6 +198,11 @@ async def _gate_paused(records: list[Envelope]) -> list[Envelope]:
             limit = record.payload.limit
             service_limits[f"{record.tenant_id}/{record.payload.service}".encode()] = str(limit or 0).encode()
             await runtime.limits.set(record.tenant_id, record.payload.service, limit)
+        elif isinstance(record, SetServiceRoute):
+            service_routes[f"{record.tenant_id}/{record.payload.service}".encode()] = (
+                b"1" if record.payload.to_fallback else b"0"
+            )
+            runtime.route(record.tenant_id, record.payload.service, record.payload.to_fallback)
         elif isinstance(record, StartRun) and paused_workflows.get(key) == b"1":
             waiting = runs_waiting_by_workflow.get(key) or b""
             runs_waiting_by_workflow[key] = waiting + record.model_dump_json().encode() + b"\n"
@@ -208,6 +219,9 @@ async def start_due_retries() -> None:
         for key, value in list(service_limits.items()):
             tenant, service = bytes(key).decode().split("/", 1)
             await runtime.limits.set(tenant, service, int(value) or None)
+        for key, value in list(service_routes.items()):
+            tenant, service = bytes(key).decode().split("/", 1)
+            runtime.route(tenant, service, bytes(value) == b"1")
         count = await runtime.recover()
         if count:
             log.warning("re-dispatched %d step attempts that were in flight before a restart", count)

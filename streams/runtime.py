@@ -117,6 +117,8 @@ class ExecutorRuntime:
         self.connectors = connectors
         self.slots = asyncio.Semaphore(max_parallel)
         self.limits = ServiceLimits()
+        self.detours: dict[str, frozenset[str]] = {}
+        """Tenant -> services whose circuit is open: steps on them with a fallback start on it (``SetServiceRoute``)."""
         self.default_timeout_s = default_timeout_s
         self.step_cache = step_cache or StepCache()
         self.in_flight: dict[tuple[str, str, int], asyncio.Task[None]] = {}
@@ -154,7 +156,7 @@ class ExecutorRuntime:
                     if record.event_id in state.applied:
                         continue  # our own event coming back, or a redelivery
                     state = evolve(state, record)
-                for event in decide(state, record, now=now):
+                for event in decide(state, record, now=now, detours=self.detours.get(state.tenant_id, _NONE)):
                     state = evolve(state, event)
                     emitted.append(event)
             if state is not loaded:
@@ -172,7 +174,7 @@ class ExecutorRuntime:
                 continue
             if not state.due(now):
                 continue
-            emitted = decide(state, Tick(now), now=now)
+            emitted = decide(state, Tick(now), now=now, detours=self.detours.get(state.tenant_id, _NONE))
             for event in emitted:
                 state = evolve(state, event)
             results.append((state, emitted))
@@ -239,6 +241,11 @@ class ExecutorRuntime:
         if state.status in ("succeeded", "cancelled") and self.cache.get(state.run_id) is state:
             self.cache.pop(state.run_id, None)  # finished for good; the table keeps it
 
+    def route(self, tenant_id: str, service: str, to_fallback: bool) -> None:
+        """Send the tenant's steps on ``service`` that have a fallback to it (``to_fallback``), or back."""
+        current = self.detours.get(tenant_id, _NONE)
+        self.detours[tenant_id] = current | {service} if to_fallback else current - {service}
+
     # -- step attempts ------------------------------------------------------------------------------
 
     def _dispatch(self, state: RunState, step_id: str, attempt: int) -> None:
@@ -303,6 +310,9 @@ class ExecutorRuntime:
         except Exception as exc:  # a bug in a connector is a failed step, not a dead executor
             log.exception("connector for %s crashed", call.service)
             return StepError(type=type(exc).__name__, message=str(exc)[:500])
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 class ServiceLimits:

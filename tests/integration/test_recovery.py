@@ -130,3 +130,49 @@ async def test_a_400_is_left_for_a_person(stack):
         r = await http.get(f"/api/workflows/troubleshooting/sessions/{opened['session_id']}", headers=KEY)
         proposed = [e["payload"]["action"] for e in r.json()["events"] if e["type"] == "ResolutionProposed"]
         assert proposed == ["ask_person"]
+
+
+async def test_while_a_service_is_down_steps_with_a_fallback_go_straight_to_it(stack):
+    api, sandbox = stack
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        plain = await define(http, "pipedrive")
+        backed = f"rec-{uuid.uuid4().hex[:8]}"
+        body = {"id": backed, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": [
+            {"id": "call", "service": "pipedrive", "action": "upsert", "retry": FAST_RETRY,
+             "fallback": {"service": "hubspot"}}]}  # fmt: skip
+        assert (await http.post("/api/workflows", json=body, headers=KEY)).status_code == 201
+        await eventually(lambda: _visible(http, backed))
+        sandbox.faults([{"service": "pipedrive", "from_s": 0, "to_s": 6, "fault": "503", "rate": 1.0}])
+        failed = await start(http, plain)
+
+        async def switched():
+            r = await http.get(f"/api/workflows/troubleshooting/sessions?workflow_id={plain}", headers=KEY)
+            sessions = r.json()["sessions"]
+            if not sessions:
+                return None
+            r = await http.get(f"/api/workflows/troubleshooting/sessions/{sessions[0]['session_id']}", headers=KEY)
+            actions = [e["payload"]["action"] for e in r.json()["events"] if e["type"] == "ResolutionApplied"]
+            return actions if "switch_to_fallback" in actions else None
+
+        await eventually(switched, timeout_s=30)
+        await asyncio.sleep(1)  # the command reaches the executor
+        detoured = await start(http, backed)
+        await eventually(lambda: _done(http, [detoured, failed]), timeout_s=60)
+        step = (await http.get(f"/api/runs/{detoured}", headers=KEY)).json()["steps"][0]
+        # no call to the service that is down: the first attempt went to the fallback
+        assert (step["service"], step["attempts"], step["fallback_for"]) == ("hubspot", 1, "pipedrive")
+
+        async def back():
+            actions = await switched()
+            return actions if actions and "switch_back" in actions else None
+
+        await eventually(back, timeout_s=30)
+        await asyncio.sleep(1)
+        again = await start(http, backed)
+        await eventually(lambda: _done(http, [again]), timeout_s=30)
+        step = (await http.get(f"/api/runs/{again}", headers=KEY)).json()["steps"][0]
+        assert (step["service"], step["fallback_for"]) == ("pipedrive", None)
+
+
+async def _visible(http, workflow_id):
+    return (await http.get(f"/api/workflows/{workflow_id}", headers=KEY)).status_code == 200

@@ -296,3 +296,17 @@ def test_a_run_failed_on_its_fallback_says_so():
     message = out[0].payload.error.message
     assert out[0].payload.failed_step_id == "send"
     assert "on its fallback 'mailgun', after 'sendgrid' failed, after 1 attempt(s)" in message
+
+
+def test_an_open_circuit_sends_steps_with_a_fallback_straight_to_it():
+    state = initial_state(start(fallback_definition(), {"to": "ada@example.com"}))
+    events = decide(state, start(fallback_definition(), {"to": "ada@example.com"}), now=T0,
+                    detours=frozenset({"sendgrid", "jira"}))  # fmt: skip
+    # jira has no fallback: it is called as usual; sendgrid's step starts on mailgun with attempt 1
+    assert [brief(e) for e in events] == ["RunStarted", "start:mailgun#1<-sendgrid", "start:jira#1"]
+    for event in events:
+        state = evolve(state, event)
+    assert state.steps["send"].fallback_since == 1
+    assert render_params(state, "send") == {"recipient": "ada@example.com"}
+    state, out = feed(state, result_of(state, "send", "503"))  # the fallback fails too: retried on the fallback
+    assert [brief(e) for e in out] == ["retry:mailgun#2<-sendgrid"]

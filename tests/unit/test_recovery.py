@@ -7,7 +7,7 @@ from domain.recovery import MAX_RETRIES, PROBE_S, Recovery
 from schemas.common import StepError
 from schemas.monitoring import AlertFired, AlertPayload, AlertResolved
 from schemas.runs import RunFailed, RunFailedPayload, RunStarted, RunSucceeded, StepFailed, StepFailedPayload
-from schemas.workflows import PauseWorkflow, ResumeWorkflow, RetryRun, SetServiceConcurrency
+from schemas.workflows import PauseWorkflow, ResumeWorkflow, RetryRun, SetServiceConcurrency, SetServiceRoute
 
 T0 = 1_800_000_000.0
 
@@ -65,6 +65,25 @@ def test_an_outage_is_one_session_paused_probed_resumed_and_verified():
     assert engine.sessions == {} and engine.closed == 1
 
 
+def routes(out):
+    return [(e.payload.service, e.payload.to_fallback) for e in out if isinstance(e, SetServiceRoute)]
+
+
+def test_an_outage_sends_steps_with_a_fallback_to_it_until_the_probe_succeeds():
+    engine = Recovery("t1")
+    out = feed(engine, failure("r1", "w1") + failure("r2", "w2"), at=0)
+    assert routes(out) == [("zoho-crm", True)]  # once per session, not per run
+    applied = [e.payload for e in out if e.type == "ResolutionApplied" and e.payload.action == "switch_to_fallback"]
+    assert applied[0].detail == {"service": "zoho-crm", "to_fallback": True}
+    probe = engine.tick(T0 + PROBE_S)
+    assert routes(probe) == []
+    back = feed(engine, success(kinds(probe)[0][1]), at=5)
+    assert routes(back) == [("zoho-crm", False)]
+    limited = Recovery("t1")  # a service asking to slow down gets fewer calls, not a fallback
+    assert routes(feed(limited, failure("r9", code=429, message="Too Many Requests"), at=0)) == []
+    assert routes(feed(Recovery("t1", enabled=False), failure("r8"), at=0)) == []
+
+
 def test_a_400_asks_a_person_and_retries_nothing():
     engine = Recovery("t1")
     bad = {"code": 400, "message": "invalid email"}
@@ -91,8 +110,10 @@ def test_a_run_that_keeps_failing_is_given_up_after_the_maximum_retries():
         out = feed(engine, failure("r1", n=n), at=at + 1)
     # given up: recorded for a person, the workflow runs again (new failures open a new session)
     assert [e.type for e in out] == [
-        "ResolutionFailed", "ResumeWorkflow", "ResolutionApplied", "SessionClosed"
+        "ResolutionFailed", "ResumeWorkflow", "ResolutionApplied", "SetServiceRoute", "ResolutionApplied",
+        "SessionClosed",
     ]  # fmt: skip
+    assert out[3].payload.to_fallback is False  # steps with a fallback go back to the service
 
 
 def test_different_services_are_different_sessions_and_a_retry_after_delays_the_probe():
