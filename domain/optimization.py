@@ -178,7 +178,7 @@ def analyze(
         )
         for score, c, comparison, _d in scored
     )  # fmt: skip
-    prediction: dict[str, Any] = {"replayed_runs": len(runs), "history": history}
+    prediction: dict[str, Any] = {"replayed_runs": len(runs), "history": history, "cost_source": _cost_source(runs)}
     if baseline:
         prediction["recorded_p50_ms"] = round(quantile([r.duration_ms for r in runs], 0.5), 1)
         if applied:
@@ -571,6 +571,12 @@ def _fallback(
             {step.id: StepChange(fallback_service=best.id)}, applies=bool(used),
         ))  # fmt: skip
     return found
+
+
+def _cost_source(runs: Sequence[RecordedRun]) -> str:
+    """``recorded`` when the steps' events reported their cost, ``catalog`` when it is the catalog's price."""
+    priced = {s.priced for r in runs for s in r.steps.values() if s.status != "skipped"}
+    return "mixed" if len(priced) > 1 else "recorded" if priced == {True} else "catalog"
 
 
 def synthetic_runs(definition: WorkflowDefinition, resample: Resample, n: int = 50) -> list[RecordedRun]:

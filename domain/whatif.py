@@ -55,6 +55,8 @@ class RecordedStep:
     transient_failures: int = 0
     """Attempts that failed with a transient error (rate limited, timeout, network, 5xx)."""
     retry_after_s: float | None = None
+    priced: bool = False
+    """``cost`` was reported by the step's events (else it is the catalog's price per call)."""
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,7 @@ class StepTimes:
     error_class: str | None = None
     transient_failures: int = 0
     retry_after_s: float | None = None
+    priced: bool = False
 
 
 def record(
@@ -375,7 +378,7 @@ def record(
             s.step_id, s.service, s.action, s.status, lag_ms=max(s.first_ms - ready, 0.0),
             span_ms=max(s.last_ms - max(s.first_ms, ready), 0.0), attempts=s.attempts, cost=s.cost,
             params_digest=s.params_digest, cached=s.cached, error_class=s.error_class,
-            transient_failures=s.transient_failures, retry_after_s=s.retry_after_s,
+            transient_failures=s.transient_failures, retry_after_s=s.retry_after_s, priced=s.priced,
         )  # fmt: skip
     tail = max(duration_ms - max(ends.values(), default=0.0), 0.0)
     return RecordedRun(run_id, started_s, status, duration_ms, recorded, tail_ms=tail)

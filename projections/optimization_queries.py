@@ -3,9 +3,9 @@
 Runs come back as ``domain.whatif.RecordedRun``: each step's first and last
 event times relative to the run's start, its attempts, its failures
 classified (``domain.error_classifier``) and, for steps our executor ran, the
-digest of the parameters it called with. Executor events carry no price, so a
-step's cost is the catalog's price per call times its calls (``cost_source``
-says which).
+digest of the parameters it called with. A step whose events carry no
+price (the executor's do not) costs the catalog's price per call times its
+calls; the analysis's ``cost_source`` says which.
 
 Results are ``OptimizationAnalyzed`` events, read from ``events`` like the
 other records, so a replay of the log rebuilds them.
@@ -85,7 +85,7 @@ def recorded_runs(
         start = starts[run_id]
         by_run.setdefault(run_id, []).append(StepTimes(
             step_id, service, action, status, (float(first_s) - start) * 1000, (float(last_s) - start) * 1000,
-            attempts=int(attempts or 0), cost=float(cost) if priced else price * int(attempts or 0),
+            attempts=int(attempts or 0), cost=float(cost) if priced else price * int(attempts or 0), priced=priced > 0,
             error_class=classes[-1] if classes else None,
             transient_failures=sum(c in TRANSIENT for c in classes),
             retry_after_s=float(after) if after else None, params_digest=digest or None, cached=bool(was_cached),

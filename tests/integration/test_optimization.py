@@ -75,6 +75,7 @@ async def test_a_chain_without_data_flow_is_parallelized_and_the_new_version_def
     # Three calls of 150 ms one after the other, then side by side: about two thirds shorter.
     assert prediction["before"]["p50_ms"] > 450 and 0.5 < prediction["gain_p50"] < 0.75
     assert prediction["before"]["p50_ms"] == pytest.approx(prediction["recorded_p50_ms"], rel=0.01)
+    assert prediction["cost_source"] == "catalog"  # the executor's step events carry no price
     assert [s.get("needs", []) for s in analysis["optimized_definition"]["steps"]] == [[], [], []]
 
     async def listed():

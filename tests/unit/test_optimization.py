@@ -112,6 +112,7 @@ def test_a_chain_of_independent_writes_is_parallelized_with_its_replayed_gain():
     assert all(not step.get("needs") for step in a.optimized_definition["steps"])
     plan_definition(WorkflowDefinition.model_validate(a.optimized_definition))  # valid for the executor
     assert a.prediction["before"]["p50_ms"] == pytest.approx(a.prediction["recorded_p50_ms"], abs=0.5)
+    assert a.prediction["cost_source"] == "catalog"  # no step reported what it cost
     assert 0.65 < a.prediction["gain_p50"] < 0.8  # four ~108 ms hops -> one
     low, high = a.prediction["gain_p50_interval"]
     assert low <= a.prediction["gain_p50"] <= high
