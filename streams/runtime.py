@@ -333,6 +333,7 @@ def _result_event(
         "run_id": state.run_id, "step_id": step_id, "correlation_id": state.run_id,
     }  # fmt: skip
     payload: dict[str, Any] = {"service": service, "action": action, "attempt": attempt, "duration_ms": duration_ms}
+    payload["credential_id"] = state.step(step_id).credential_id  # by id: which credential a failure concerns
     if isinstance(result, StepError):
         return StepFailed.model_validate({**common, "payload": {**payload, "error": result}})
     return StepSucceeded.model_validate({**common, "payload": {**payload, "output": result}})
