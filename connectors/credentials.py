@@ -81,12 +81,18 @@ def load_key(data_dir: Path, environ: Mapping[str, str]) -> bytes:
         return key
     path = data_dir / KEY_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(Fernet.generate_key())
+    if not path.exists():
+        # Written whole, then linked into place: a process starting at the same time reads a whole key.
+        fd, tmp = tempfile.mkstemp(prefix=".credentials-key-", dir=data_dir)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(Fernet.generate_key())
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: that one counts
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     return path.read_bytes().strip()
 
 

@@ -146,3 +146,20 @@ def test_update_returns_what_is_stored(store, change, stored):
 def test_update_of_a_missing_credential_is_not_found(store):
     with pytest.raises(CredentialNotFound):
         store.update("acme", "nope", lambda s: s)
+
+
+def test_processes_starting_together_share_one_whole_key(tmp_path):
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(4) as pool:
+        keys = pool.map(_key_of, [str(tmp_path)] * 8)
+    assert len(set(keys)) == 1 and len(keys[0]) == 44
+    assert list(tmp_path.iterdir()) == [tmp_path / KEY_FILE]
+
+
+def _key_of(directory):
+    from pathlib import Path
+
+    from connectors.credentials import load_key
+
+    return load_key(Path(directory), {})
