@@ -9,7 +9,6 @@ import asyncio
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 import pytest
@@ -17,7 +16,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.credentials import CredentialStore
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
-from tests.integration.conftest import SandboxProcess, ServeProcess, WorkerProcess, auth, eventually
+from tests.integration.conftest import (
+    SandboxProcess,
+    ServeProcess,
+    WorkerProcess,
+    auth,
+    define_workflow,
+    eventually,
+    start_run,
+)
 
 pytestmark = pytest.mark.integration
 KEY = auth("key-a")
@@ -60,24 +67,6 @@ async def store_oauth(http, sandbox, credential_id, service):
     return pair
 
 
-async def define(http, steps):
-    workflow_id = f"wf-cred-{uuid.uuid4().hex[:8]}"
-    body = {"id": workflow_id, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": steps}
-    assert (await http.post("/api/workflows", json=body, headers=KEY)).status_code == 201
-
-    async def visible():
-        return (await http.get(f"/api/workflows/{workflow_id}", headers=KEY)).status_code == 200
-
-    await eventually(visible)
-    return workflow_id
-
-
-async def start(http, workflow_id):
-    r = await http.post(f"/api/workflows/{workflow_id}/runs", json={"trigger": {}}, headers=KEY)
-    assert r.status_code == 202, r.text
-    return r.json()["run_id"]
-
-
 async def runs(http, run_ids):
     return [(await http.get(f"/api/runs/{r}", headers=KEY)).json() for r in run_ids]
 
@@ -91,11 +80,12 @@ async def test_a_revoked_grant_fails_the_step_naming_the_credential(stack):
     _, api, sandbox, _ = stack
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
         await store_oauth(http, sandbox, "desk-oauth", "freshdesk")
-        workflow = await define(http, [{"id": "ticket", "service": "freshdesk", "action": "create_ticket",
-                                        "credential_id": "desk-oauth", "retry": NO_RETRY}])  # fmt: skip
+        ticket = {"id": "ticket", "service": "freshdesk", "action": "create_ticket", "credential_id": "desk-oauth",
+                  "retry": NO_RETRY}  # fmt: skip
+        workflow = await define_workflow(http, KEY, "wf-cred", [ticket])
         sandbox.faults([{"service": "freshdesk", "fault": "401"}])
         try:
-            run_id = await start(http, workflow)
+            run_id = await start_run(http, KEY, workflow)
             [run] = await eventually(lambda: all_in(http, [run_id], "failed"), timeout_s=150)
         finally:
             sandbox.faults([])
@@ -111,16 +101,16 @@ async def test_a_token_expiring_mid_run_is_refreshed_and_never_logged(stack):
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
         first = await store_oauth(http, sandbox, "crm-oauth", "zoho-crm")
         crm = {"service": "zoho-crm", "credential_id": "crm-oauth", "retry": NO_RETRY}
-        workflow = await define(http, [
+        workflow = await define_workflow(http, KEY, "wf-cred", [
             {"id": "lookup", "action": "find_contact", **crm},
             {"id": "pause", "service": "delay", "action": "wait", "params": {"seconds": 1}, "needs": ["lookup"]},
             {"id": "update", "action": "update_contact", "needs": ["pause"], **crm},
             {"id": "tell", "service": "slack", "action": "post_message", "needs": ["update"]},
         ])  # fmt: skip
-        warm = await start(http, workflow)
+        warm = await start_run(http, KEY, workflow)
         await eventually(lambda: all_in(http, [warm], "succeeded"), timeout_s=150)
 
-        run_ids = [await start(http, workflow) for _ in range(6)]
+        run_ids = [await start_run(http, KEY, workflow) for _ in range(6)]
 
         async def looked_up():
             found = await runs(http, run_ids)

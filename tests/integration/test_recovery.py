@@ -5,13 +5,21 @@ tenant: the shared worker of the other tests runs with it off.
 """
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
 
 from flowledger.broker import EmbeddedBroker, ensure_topics
-from tests.integration.conftest import SandboxProcess, ServeProcess, SmtpSink, WorkerProcess, auth, eventually
+from tests.integration.conftest import (
+    SandboxProcess,
+    ServeProcess,
+    SmtpSink,
+    WorkerProcess,
+    auth,
+    define_workflow,
+    eventually,
+    start_run,
+)
 
 pytestmark = pytest.mark.integration
 KEY = auth("key-trouble")
@@ -39,24 +47,14 @@ def stack(tmp_path_factory):
 
 
 async def define(http, service):
-    workflow_id = f"rec-{uuid.uuid4().hex[:8]}"
-    body = {"id": workflow_id, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": [
+    return await define_workflow(http, KEY, "rec", [
         {"id": "call", "service": service, "action": "upsert", "retry": FAST_RETRY},
         {"id": "tell", "service": "slack", "action": "send_message", "needs": ["call"]},
-    ]}  # fmt: skip
-    assert (await http.post("/api/workflows", json=body, headers=KEY)).status_code == 201
-
-    async def visible():
-        return (await http.get(f"/api/workflows/{workflow_id}", headers=KEY)).status_code == 200
-
-    await eventually(visible)
-    return workflow_id
+    ])  # fmt: skip
 
 
 async def start(http, workflow_id):
-    r = await http.post(f"/api/workflows/{workflow_id}/runs", json={"trigger": {}}, headers=KEY)
-    assert r.status_code == 202, r.text
-    return r.json()["run_id"]
+    return await start_run(http, KEY, workflow_id)
 
 
 async def statuses(http, run_ids):
