@@ -67,6 +67,15 @@ class TokenRefresher:
         self, tenant_id: str, credential_id: str, *, token_url: str | None = None, rejected: str | None = None
     ) -> dict[str, str]:
         """The credential with a fresh access token (``rejected``: the token a service just refused)."""
+        secret = await self._join(tenant_id, credential_id, token_url, rejected)
+        if rejected is not None and secret.get("access_token") == rejected:
+            # The flight joined was about another token (an older one, or an expiry check): one of its own.
+            secret = await self._join(tenant_id, credential_id, token_url, rejected)
+        return secret
+
+    async def _join(
+        self, tenant_id: str, credential_id: str, token_url: str | None, rejected: str | None
+    ) -> dict[str, str]:
         key = (tenant_id, credential_id)
         flight = self._flights.get(key)
         if flight is None:

@@ -238,3 +238,15 @@ async def test_no_secret_in_log_lines_or_errors(store, caplog, service, endpoint
     assert idp.grants  # the refresh did happen
     if endpoint == "rotate" and service == "fresh":
         assert "credential 'crm' of tenant 'acme' refreshed" in caplog.text
+
+
+async def test_a_token_refused_while_a_flight_for_an_older_one_lands_gets_its_own_refresh(store):
+    idp = FakeIdp("fresh", "rotate", delay_s=0.05)
+    _, tokens = make(store, idp)
+    store.put("acme", "crm", {**OLD, "access_token": "at-newer"})  # stored after the first call read at-0-old
+    stale, newer = await asyncio.gather(
+        tokens.refresh("acme", "crm", rejected="at-0-old"),  # finds at-newer stored: no grant
+        tokens.refresh("acme", "crm", rejected="at-newer"),  # joins that flight, then needs its own
+    )
+    assert stale["access_token"] == "at-newer" and newer["access_token"] == "at-1-new"
+    assert len(idp.grants) == 1
