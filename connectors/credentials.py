@@ -11,9 +11,15 @@ another tenant or id is refused rather than read. The key comes from
 ``FLOWLEDGER_CREDENTIALS_KEY`` (a urlsafe-base64 Fernet key), else from
 ``credentials.key`` in the data directory, created once with mode 0600.
 
-Errors (``CredentialNotFound``, ``CredentialUnreadable``) are
-``PermanentError``s: a step whose credential is missing or unreadable is not
-worth retrying. Their messages name the tenant and id, never the secret.
+OAuth credentials (``access_token``, ``refresh_token``, ``token_url``,
+``expires_at``: see ``domain.oauth``) are refreshed by
+``connectors.oauth.TokenRefresher``, which writes the new token back with
+``update``: a read-modify-write of one credential under the store's lock.
+
+Errors (``CredentialNotFound``, ``CredentialUnreadable``,
+``CredentialRefreshFailed``) are ``PermanentError``s: a step whose credential
+is missing, unreadable or refused even after a refresh is not worth retrying.
+Their messages name the tenant and id, never the secret.
 """
 
 import contextlib
@@ -22,7 +28,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,18 @@ class CredentialUnreadable(PermanentError):
         )
 
 
+class CredentialRefreshFailed(PermanentError):
+    """The token endpoint refused to refresh the credential (``invalid_grant`` ...): a person must reconnect it."""
+
+    def __init__(self, tenant_id: str, credential_id: str, reason: str) -> None:
+        super().__init__(
+            f"credential {credential_id!r} of tenant {tenant_id!r} could not be refreshed: {reason}; "
+            "reconnect the account and store the credential again",
+            error_type="CredentialRefreshFailed",
+            status_code=401,
+        )
+
+
 def load_key(data_dir: Path, environ: Mapping[str, str]) -> bytes:
     """The Fernet key: from the environment, else the data directory's key file (created once, mode 0600)."""
     configured = environ.get(KEY_ENV)
@@ -63,12 +81,18 @@ def load_key(data_dir: Path, environ: Mapping[str, str]) -> bytes:
         return key
     path = data_dir / KEY_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as out:
-        out.write(Fernet.generate_key())
+    if not path.exists():
+        # Written whole, then linked into place: a process starting at the same time reads a whole key.
+        fd, tmp = tempfile.mkstemp(prefix=".credentials-key-", dir=data_dir)  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(Fernet.generate_key())
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: that one counts
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     return path.read_bytes().strip()
 
 
@@ -87,26 +111,31 @@ class CredentialStore:
         self._thread_lock = threading.Lock()
 
     def put(self, tenant_id: str, credential_id: str, secret: dict[str, str]) -> None:
-        _check_ids(tenant_id, credential_id)
-        if not secret or not all(isinstance(k, str) and isinstance(v, str) for k, v in secret.items()):
-            raise ValueError("a credential is a non-empty mapping of strings to strings")
-        plain = json.dumps({"tenant_id": tenant_id, "credential_id": credential_id, "secret": secret}).encode()
-        token = self._fernet.encrypt(plain).decode()
+        token = self._encrypt(tenant_id, credential_id, secret)
         with self._locked() as entries:
             entries.setdefault(tenant_id, {})[credential_id] = token
             self._write(entries)
 
     def get(self, tenant_id: str, credential_id: str) -> dict[str, str]:
-        token = self._read().get(tenant_id, {}).get(credential_id)
-        if token is None:
-            raise CredentialNotFound(tenant_id, credential_id)
-        try:
-            plain: dict[str, Any] = json.loads(self._fernet.decrypt(token.encode()))
-        except InvalidToken:
-            raise CredentialUnreadable(tenant_id, credential_id) from None
-        if (plain.get("tenant_id"), plain.get("credential_id")) != (tenant_id, credential_id):
-            raise CredentialUnreadable(tenant_id, credential_id)
-        return dict(plain["secret"])
+        return self._decrypt(self._read(), tenant_id, credential_id)
+
+    def update(
+        self, tenant_id: str, credential_id: str, change: Callable[[dict[str, str]], dict[str, str] | None]
+    ) -> dict[str, str]:
+        """Replace a credential by ``change(current)`` atomically (None: keep it); the secret stored after.
+
+        The read and the write hold the store's lock, so a credential replaced
+        meanwhile (by a person, or a refresh in another process) is what
+        ``change`` sees, never overwritten unseen.
+        """
+        with self._locked() as entries:
+            current = self._decrypt(entries, tenant_id, credential_id)
+            new = change(dict(current))
+            if new is None or new == current:
+                return current
+            entries[tenant_id][credential_id] = self._encrypt(tenant_id, credential_id, new)
+            self._write(entries)
+            return dict(new)
 
     def delete(self, tenant_id: str, credential_id: str) -> bool:
         """Remove a credential; True if it existed."""
@@ -120,6 +149,25 @@ class CredentialStore:
 
     def ids(self, tenant_id: str) -> list[str]:
         return sorted(self._read().get(tenant_id, {}))
+
+    def _encrypt(self, tenant_id: str, credential_id: str, secret: dict[str, str]) -> str:
+        _check_ids(tenant_id, credential_id)
+        if not secret or not all(isinstance(k, str) and isinstance(v, str) for k, v in secret.items()):
+            raise ValueError("a credential is a non-empty mapping of strings to strings")
+        plain = json.dumps({"tenant_id": tenant_id, "credential_id": credential_id, "secret": secret}).encode()
+        return self._fernet.encrypt(plain).decode()
+
+    def _decrypt(self, entries: dict[str, dict[str, str]], tenant_id: str, credential_id: str) -> dict[str, str]:
+        token = entries.get(tenant_id, {}).get(credential_id)
+        if token is None:
+            raise CredentialNotFound(tenant_id, credential_id)
+        try:
+            plain: dict[str, Any] = json.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken:
+            raise CredentialUnreadable(tenant_id, credential_id) from None
+        if (plain.get("tenant_id"), plain.get("credential_id")) != (tenant_id, credential_id):
+            raise CredentialUnreadable(tenant_id, credential_id)
+        return dict(plain["secret"])
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:

@@ -16,6 +16,14 @@ other 4xx                              PermanentError (BadRequest, Conflict ...)
 
 Error messages quote the service (first 500 characters) after masking
 well-known token formats and the exact secret values the call used.
+
+A 401 to a call whose credential is an OAuth one with a refresh token
+(``domain.oauth``) is not final: the connector refreshes the credential
+(``connectors.oauth.TokenRefresher``, once for every call refused with the
+same token) and sends the call once more with the new token, under the same
+idempotency key. A token known to be expiring is refreshed before the call.
+A refresh the token endpoint refuses is a ``CredentialRefreshFailed``
+naming the credential; a second 401 after a refresh is final.
 """
 
 import base64
@@ -32,6 +40,7 @@ import httpx
 from connectors.base import PermanentError, RetryableError, StepCall
 from connectors.credentials import CredentialStore
 from connectors.transport import AiohttpClient, json_body
+from domain.oauth import refreshable, secret_values
 from domain.redaction import REDACTED, redact
 
 AuthKind = Literal["none", "bearer", "api_key_header", "basic"]
@@ -48,6 +57,8 @@ class ServiceProfile:
     ``POST`` to ``default_path`` (``/{service}/{action}``, formatted with both).
     With ``credential_required`` false a call without a credential goes out
     without one (a sandbox or gateway); with a credential it is always sent.
+    ``token_url`` is the service's OAuth token endpoint, for credentials that
+    do not name their own.
     """
 
     service: str
@@ -57,6 +68,7 @@ class ServiceProfile:
     endpoints: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     default_path: str = DEFAULT_PATH
     credential_required: bool = True
+    token_url: str | None = None
 
     @property
     def header_name(self) -> str:
@@ -82,7 +94,7 @@ def auth_headers(profile: ServiceProfile, secret: Mapping[str, str]) -> dict[str
         )
 
     if profile.auth == "bearer":
-        return {profile.header_name: f"Bearer {need('token', 'access_token', 'api_key')}"}
+        return {profile.header_name: f"Bearer {need('access_token', 'token', 'api_key')}"}
     if profile.auth == "api_key_header":
         return {profile.header_name: need("api_key", "token", "key")}
     if profile.auth == "basic":
@@ -227,41 +239,101 @@ def _query(params: Mapping[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items() if v is not None}
 
 
-class HttpConnector:
-    """A catalog service reached over HTTP, as its ``ServiceProfile`` describes."""
+class Tokens(Protocol):
+    """What the connector needs to refresh OAuth credentials (``connectors.oauth.TokenRefresher``)."""
 
-    def __init__(self, profile: ServiceProfile, credential_store: CredentialStore, client: httpx.AsyncClient) -> None:
+    def due(self, secret: dict[str, str], token_url: str | None = None) -> bool: ...
+
+    async def refresh(
+        self, tenant_id: str, credential_id: str, *, token_url: str | None = None, rejected: str | None = None
+    ) -> dict[str, str]: ...
+
+
+class HttpConnector:
+    """A catalog service reached over HTTP, as its ``ServiceProfile`` describes.
+
+    With ``tokens`` a refreshable credential refused with a 401 is refreshed and the call sent once more.
+    """
+
+    def __init__(
+        self,
+        profile: ServiceProfile,
+        credential_store: CredentialStore,
+        client: httpx.AsyncClient,
+        tokens: Tokens | None = None,
+    ) -> None:
         self.profile = profile
         self.credentials = credential_store
         self.client = client
+        self.tokens = tokens
 
     async def call(self, call: StepCall) -> dict[str, Any]:
+        secret = self._secret(call)
+        refresh = self._refreshable(secret)
+        if refresh and self.tokens and self.tokens.due(secret or {}, self.profile.token_url):
+            secret = await self._refresh(call, rejected=None)
+        try:
+            return await self._send(call, secret)
+        except PermanentError as exc:
+            if exc.status_code != 401 or not refresh or secret is None:
+                raise
+            refused = exc
+        secret = await self._refresh(call, rejected=secret.get("access_token"))
+        try:
+            return await self._send(call, secret)
+        except PermanentError as exc:
+            if exc.status_code != 401:
+                raise
+            raise PermanentError(
+                f"{exc.message} (refused again after refreshing credential {call.credential_id!r})",
+                error_type=exc.error_type, status_code=exc.status_code,
+            ) from refused  # fmt: skip
+
+    def _secret(self, call: StepCall) -> dict[str, str] | None:
+        """The call's credential; None when it goes without one."""
+        if self.profile.auth == "none":
+            return None
+        if call.credential_id:
+            return self.credentials.get(call.tenant_id, call.credential_id)
+        if self.profile.credential_required:
+            raise PermanentError(
+                f"{call.service} needs a credential: set credential_id on step {call.step_id}",
+                error_type="CredentialMissing",
+            )
+        return None
+
+    def _refreshable(self, secret: dict[str, str] | None) -> bool:
+        return (
+            self.tokens is not None
+            and secret is not None
+            and self.profile.auth == "bearer"
+            and refreshable(secret, self.profile.token_url)
+        )
+
+    async def _refresh(self, call: StepCall, *, rejected: str | None) -> dict[str, str]:
+        assert self.tokens is not None and call.credential_id is not None
+        return await self.tokens.refresh(
+            call.tenant_id, call.credential_id, token_url=self.profile.token_url, rejected=rejected
+        )
+
+    async def _send(self, call: StepCall, secret: dict[str, str] | None) -> dict[str, Any]:
         headers = {"Idempotency-Key": call.idempotency_key, "Accept": "application/json"}
-        secrets: list[str] = []
-        if self.profile.auth != "none":
-            if call.credential_id:
-                secret = self.credentials.get(call.tenant_id, call.credential_id)
-                secrets = list(secret.values())
-                headers.update(auth_headers(self.profile, secret))
-            elif self.profile.credential_required:
-                raise PermanentError(
-                    f"{call.service} needs a credential: set credential_id on step {call.step_id}",
-                    error_type="CredentialMissing",
-                )
+        if secret is not None:
+            headers.update(auth_headers(self.profile, secret))
         method, url = self.profile.endpoint(call.action)
         return await send(
             self.client, method, url, service=call.service, params=call.params, headers=headers,
-            timeout_s=call.timeout_s, secrets=secrets,
+            timeout_s=call.timeout_s, secrets=secret_values(secret or {}),
         )  # fmt: skip
 
 
-def parse_service_urls(spec: str) -> dict[str, str]:
-    """``slack=https://slack.com/api,asana=https://app.asana.com/api/1.0`` -> {service: base URL}."""
+def parse_service_urls(spec: str, setting: str = "FLOWLEDGER_SERVICE_URLS") -> dict[str, str]:
+    """``slack=https://slack.com/api,asana=https://app.asana.com/api/1.0`` -> {service: URL}."""
     urls: dict[str, str] = {}
     for entry in filter(None, (part.strip() for part in spec.split(","))):
         service, sep, url = (s.strip() for s in entry.partition("="))
         if not sep or not service or not url.startswith(("http://", "https://")):
-            raise ValueError(f"FLOWLEDGER_SERVICE_URLS entry {entry!r} is not service=http(s)://base-url")
+            raise ValueError(f"{setting} entry {entry!r} is not service=http(s)://url")
         urls[service] = url
     return urls
 
@@ -272,21 +344,29 @@ class ServiceProfiles:
     A service with its own URL is that service's API (``POST <url>/<action>``,
     credential required); the default base URL serves every service
     (``POST <url>/<service>/<action>``, as the sandbox does) and sends a
-    credential only when the step names one.
+    credential only when the step names one. ``token_urls`` are services'
+    OAuth token endpoints, for credentials that do not name their own.
     """
 
-    def __init__(self, base_url_default: str | None, urls: Mapping[str, str]) -> None:
+    def __init__(
+        self, base_url_default: str | None, urls: Mapping[str, str], token_urls: Mapping[str, str] | None = None
+    ) -> None:
         self.base_url_default = base_url_default or None
         self.urls = dict(urls)
+        self.token_urls = dict(token_urls or {})
 
     def get(self, service: str) -> ServiceProfile | None:
+        token_url = self.token_urls.get(service)
         if service in self.urls:
-            return ServiceProfile(service, self.urls[service], default_path="/{action}")
+            return ServiceProfile(service, self.urls[service], default_path="/{action}", token_url=token_url)
         if self.base_url_default:
-            return ServiceProfile(service, self.base_url_default, credential_required=False)
+            return ServiceProfile(service, self.base_url_default, credential_required=False, token_url=token_url)
         return None
 
 
-def service_profiles(base_url_default: str | None, overrides: str = "") -> ServiceProfiles:
-    """Profiles from ``FLOWLEDGER_SERVICE_BASE_URL`` and ``FLOWLEDGER_SERVICE_URLS`` values."""
-    return ServiceProfiles(base_url_default, parse_service_urls(overrides))
+def service_profiles(base_url_default: str | None, overrides: str = "", token_urls: str = "") -> ServiceProfiles:
+    """Profiles from ``FLOWLEDGER_SERVICE_BASE_URL``, ``FLOWLEDGER_SERVICE_URLS`` and
+    ``FLOWLEDGER_SERVICE_TOKEN_URLS`` values."""
+    return ServiceProfiles(
+        base_url_default, parse_service_urls(overrides), parse_service_urls(token_urls, "FLOWLEDGER_SERVICE_TOKEN_URLS")
+    )

@@ -4,6 +4,8 @@
 every other service id is an ``HttpConnector`` with the profile configuration
 gives it (``FLOWLEDGER_SERVICE_URLS`` per service, else
 ``FLOWLEDGER_SERVICE_BASE_URL``). A service with neither is a PermanentError.
+Every HTTP connector of a registry shares one ``TokenRefresher``, so a
+credential refused by several steps at once is refreshed once.
 """
 
 import os
@@ -15,6 +17,7 @@ from connectors.base import Connector, PermanentError
 from connectors.builtin import DelayConnector, EmailConnector, FilterConnector, TransformConnector, WebhookConnector
 from connectors.credentials import CredentialStore
 from connectors.http import HttpConnector, ServiceProfiles, service_profiles
+from connectors.oauth import TokenRefresher
 
 
 class ConnectorRegistry:
@@ -29,6 +32,7 @@ class ConnectorRegistry:
         self.profiles = profiles
         self.credentials = credential_store
         self.client = client
+        self.tokens = TokenRefresher(credential_store, client)
         self._builtin: dict[str, Connector] = {
             "webhook": WebhookConnector(client),
             "email": email or EmailConnector(credential_store),
@@ -42,10 +46,15 @@ class ConnectorRegistry:
     def from_env(
         cls, credential_store: CredentialStore, client: httpx.AsyncClient, environ: Mapping[str, str] | None = None
     ) -> "ConnectorRegistry":
-        """Profiles from ``FLOWLEDGER_SERVICE_BASE_URL`` / ``FLOWLEDGER_SERVICE_URLS``; SMTP from
-        ``FLOWLEDGER_SMTP_HOST`` / ``_PORT`` / ``_STARTTLS`` / ``_USERNAME`` / ``_FROM``."""
+        """Profiles from ``FLOWLEDGER_SERVICE_BASE_URL`` / ``FLOWLEDGER_SERVICE_URLS`` /
+        ``FLOWLEDGER_SERVICE_TOKEN_URLS``; SMTP from ``FLOWLEDGER_SMTP_HOST`` / ``_PORT`` / ``_STARTTLS`` /
+        ``_USERNAME`` / ``_FROM``."""
         env = os.environ if environ is None else environ
-        profiles = service_profiles(env.get("FLOWLEDGER_SERVICE_BASE_URL"), env.get("FLOWLEDGER_SERVICE_URLS", ""))
+        profiles = service_profiles(
+            env.get("FLOWLEDGER_SERVICE_BASE_URL"),
+            env.get("FLOWLEDGER_SERVICE_URLS", ""),
+            env.get("FLOWLEDGER_SERVICE_TOKEN_URLS", ""),
+        )
         email = EmailConnector(
             credential_store,
             host=env.get("FLOWLEDGER_SMTP_HOST", "127.0.0.1"),
@@ -63,5 +72,5 @@ class ConnectorRegistry:
             profile = self.profiles.get(service)
             if profile is None:
                 raise PermanentError(f"no base URL configured for service {service}", error_type="ServiceNotConfigured")
-            self._http[service] = HttpConnector(profile, self.credentials, self.client)
+            self._http[service] = HttpConnector(profile, self.credentials, self.client, self.tokens)
         return self._http[service]

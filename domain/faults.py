@@ -10,10 +10,20 @@ end); ``rate`` (default 1) is the share of matching calls that fail. The
 first window that matches and fires wins. Rates 0 and 1 draw no random
 number, so they are deterministic whatever the generator.
 
+Two faults are about credentials. ``token_expired``: access tokens issued
+before the window began are expired, and a call presenting one (or a token
+the sandbox did not issue, or none) is refused until the caller refreshes;
+a token issued since the window began passes it. ``401``: the credentials
+are invalid whatever the token, and while the window covers a service its
+refresh tokens are revoked (``revoked``), so refreshing does not help.
+
 >>> import random
 >>> schedule = parse_schedule('[{"service": "*", "from_s": 0, "to_s": 5, "fault": "503", "rate": 1}]')
 >>> fault_for(schedule, "asana", 2.0, random.Random(0)), fault_for(schedule, "asana", 6.0, random.Random(0))
 ('503', None)
+>>> expiry = parse_schedule([{"service": "asana", "from_s": 10, "fault": "token_expired"}])
+>>> [fault_for(expiry, "asana", 12.0, random.Random(0), token_issued_s=issued) for issued in (3.0, 11.0, None)]
+['token_expired', None, 'token_expired']
 """
 
 import json
@@ -22,7 +32,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-FAULTS: tuple[str, ...] = ("429", "500", "503", "timeout", "401", "400", "404")
+FAULTS: tuple[str, ...] = ("429", "500", "503", "timeout", "401", "token_expired", "400", "404")
 _FIELDS = frozenset({"service", "from_s", "to_s", "fault", "rate"})
 
 
@@ -82,11 +92,24 @@ def _window(index: int, entry: Any) -> FaultWindow:
     return FaultWindow(service, from_s, to_s, fault, rate)
 
 
-def fault_for(schedule: Schedule, service: str, elapsed_s: float, rng: random.Random) -> str | None:
-    """The fault a call to ``service`` meets ``elapsed_s`` after the schedule began, or None."""
+def fault_for(
+    schedule: Schedule, service: str, elapsed_s: float, rng: random.Random, *, token_issued_s: float | None = None
+) -> str | None:
+    """The fault a call to ``service`` meets ``elapsed_s`` after the schedule began, or None.
+
+    ``token_issued_s``: when (on the same clock) the sandbox issued the access
+    token the call presents; None for a token it did not issue, or none.
+    """
     for window in schedule:
         if not window.covers(service, elapsed_s) or window.rate <= 0:
             continue
+        if window.fault == "token_expired" and token_issued_s is not None and token_issued_s >= window.from_s:
+            continue  # issued since the window began: not expired by it
         if window.rate >= 1 or rng.random() < window.rate:
             return window.fault
     return None
+
+
+def revoked(schedule: Schedule, service: str, elapsed_s: float) -> bool:
+    """Whether a ``401`` window covers ``service`` now: its refresh tokens are refused."""
+    return any(w.fault == "401" and w.rate > 0 and w.covers(service, elapsed_s) for w in schedule)

@@ -26,7 +26,10 @@ A run that fails opens a session or joins the open one for its cause:
   is given up (``ResolutionFailed``) and left for a person.
 * **permanent** failures (bad input, not found, credentials, quota, a step's
   own bug) group by workflow, service and class; they are ranked and a person
-  is asked, and nothing is retried.
+  is asked, and nothing is retried. A 401 that refreshing an OAuth
+  credential repairs never arrives here: the connector refreshes and calls
+  again within the attempt, and the step succeeds. A credentials failure that
+  does arrive is one a refresh did not or could not repair.
 
 Every session ranks its causes with ``domain.rca.rank`` over the tenant's
 recent attempts when it opens. Ids derive from the session and a sequence

@@ -15,7 +15,11 @@ cause                actions
                      succeeds, then resume the failed runs from the failed step
 ``rate_limit``       lower the service's concurrency, retry the failed runs
                      after its ``Retry-After``, raise concurrency as 429s stop
-``credentials``      refresh the credential; a person if it cannot be refreshed
+``credentials``      a person: reconnect the account (refreshing is the
+                     connector's: a refreshable credential refused with a 401
+                     is refreshed and the call sent again before a step
+                     fails, so a credential failure seen here is one a
+                     refresh did not or could not repair)
 ``transient``        resume the failed runs from the failed step, with backoff
 ``change``           a person: roll back to the version before, or fix it
 ``bad_data``         a person: the input values the failing runs share
@@ -70,11 +74,11 @@ def propose(cause: Candidate, *, workflows: list[str] | None = None) -> list[Pro
         ]  # fmt: skip
     if cause.cause == "credentials":
         credential = subject.get("credential_id")
+        named = f"credential {credential}" if credential else "the credential its steps send"
         return [
-            Proposal("refresh_credential", credential is not None, "the service refuses this credential",
-                     {"service": subject["service"], "credential_id": credential}),
-            Proposal("ask_person", False, "if it cannot be refreshed: reconnect the account",
-                     {"service": subject["service"], "credential_id": credential}),
+            Proposal("ask_person", False, f"{subject['service']} refuses {named} and refreshing did not help "
+                     "(refused, or nothing to refresh with): reconnect the account, store the credential again "
+                     "and retry the failed runs", {"service": subject["service"], "credential_id": credential}),
         ]  # fmt: skip
     if cause.cause == "transient" or (cause.cause == "downstream" and cause.error_class in _TRANSIENT):
         return [Proposal("retry_failed_runs", True, "isolated transient failures: resume from the failed step",

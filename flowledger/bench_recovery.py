@@ -4,21 +4,27 @@ Starts its own broker, API (with the projector), sandbox (20 ms answers) and
 workers (executor and monitor, as ``flowledger up`` runs them) with
 ``WORKFLOW_AUTO_RECOVERY_ENABLED=true``; defines three workflows over seven
 catalog services (gmail, asana, slack, hubspot, google-sheets, stripe,
-quickbooks); sets the fault schedule of FILE (the sandbox's format, times
-from the first run) and starts ``--runs`` runs at ``--rate`` per second,
-spread over the workflows. It waits until every run has ended and nothing
-changed for ``QUIET_S``, then reads every run event back from the log and
-every session from the API:
+quickbooks), every step with an OAuth credential of its service (tokens from
+the sandbox's token endpoint, stored through the API); sets the fault
+schedule of FILE (the sandbox's format, times from the first run) and starts
+``--runs`` runs at ``--rate`` per second, spread over the workflows. It waits
+until every run has ended and nothing changed for ``QUIET_S``, then reads
+every run event back from the log, every session from the API and the
+faults each call met from the sandbox:
 
-* ``runs_hit``: runs with a failed step attempt; ``recoverable_hit``: those
-  whose failures were all transient (429, 5xx, timeout), ``recovered``: those
-  of them that succeeded in the end (by the executor's retries or the
-  engine's); ``recovery_rate`` = recovered / recoverable_hit;
+* ``runs_hit``: runs with a failed step attempt or a call refused with an
+  expired token; ``recoverable_hit``: those whose failures were all
+  transient (429, 5xx, timeout, and a 401 with a refreshable credential:
+  an expired token), ``recovered``: those of them that succeeded in the end
+  (by a refresh, the executor's retries or the engine's); ``recovery_rate``
+  = recovered / recoverable_hit;
 * ``false_resolutions``: runs a session declared recovered that did not
   succeed, plus runs hit only by permanent faults that the engine retried;
 * ``rca_top1_accuracy``: sessions whose top cause names the failing service
   (when it names one) and the class of the fault injected on it;
-* ``mttr_s_*``: session opened to resolution verified.
+* ``mttr_s_*``: session opened to resolution verified;
+* ``token_refreshes``: access tokens the sandbox issued by the refresh
+  grant; ``token_expired_refused``: calls it refused with an expired token.
 """
 
 import asyncio
@@ -45,26 +51,41 @@ from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wa
 KEY, TENANT = "bench-key", "bench"
 QUIET_S = 20.0
 """No run changed status for this long: the engine is done (longer than its probe backoff at these outages)."""
-STEP = {"timeout_s": 2.0}
+
+
+def _step(step_id: str, service: str, action: str, *needs: str) -> dict[str, Any]:
+    return {"id": step_id, "service": service, "action": action, "needs": list(needs), "timeout_s": 2.0,
+            "credential_id": credential_of(service)}  # fmt: skip
+
+
+def credential_of(service: str) -> str:
+    """Each service's OAuth credential (refreshable: a refresh token and the sandbox's token endpoint)."""
+    return f"bench-{service}"
+
+
 WORKFLOWS = {
     "triage": [
-        {"id": "fetch", "service": "gmail", "action": "get_message", **STEP},
-        {"id": "task", "service": "asana", "action": "create_task", "needs": ["fetch"], **STEP},
-        {"id": "notify", "service": "slack", "action": "post_message", "needs": ["task"], **STEP},
+        _step("fetch", "gmail", "get_message"),
+        _step("task", "asana", "create_task", "fetch"),
+        _step("notify", "slack", "post_message", "task"),
     ],
     "leads": [
-        {"id": "contact", "service": "hubspot", "action": "create_contact", **STEP},
-        {"id": "announce", "service": "slack", "action": "post_message", "needs": ["contact"], **STEP},
-        {"id": "log", "service": "google-sheets", "action": "append_row", "needs": ["contact"], **STEP},
+        _step("contact", "hubspot", "create_contact"),
+        _step("announce", "slack", "post_message", "contact"),
+        _step("log", "google-sheets", "append_row", "contact"),
     ],
     "billing": [
-        {"id": "charge", "service": "stripe", "action": "get_charge", **STEP},
-        {"id": "invoice", "service": "quickbooks", "action": "create_invoice", "needs": ["charge"], **STEP},
-        {"id": "receipt", "service": "gmail", "action": "send_email", "needs": ["invoice"], **STEP},
+        _step("charge", "stripe", "get_charge"),
+        _step("invoice", "quickbooks", "create_invoice", "charge"),
+        _step("receipt", "gmail", "send_email", "invoice"),
     ],
 }
 FAULT_CLASS = {"429": "rate_limited", "500": "upstream_5xx", "503": "upstream_5xx", "timeout": "timeout",
-               "401": "credentials", "400": "bad_input", "404": "not_found"}  # fmt: skip
+               "401": "credentials", "token_expired": "credentials", "400": "bad_input",
+               "404": "not_found"}  # fmt: skip
+REFRESHABLE = "credentials_refreshable"
+"""A 401 to a refreshable credential: an expired token, which a refresh repairs (transient, here)."""
+RECOVERABLE = TRANSIENT | {REFRESHABLE}
 
 
 def say(message: str) -> None:
@@ -89,6 +110,7 @@ async def _drive(api: str, sandbox: str, reader: LogReader, faults: list[dict[st
                  ) -> dict[str, Any]:  # fmt: skip
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
+        await _connect_accounts(http, sandbox)
         for name, steps in WORKFLOWS.items():
             body = {"id": name, "name": name, "trigger": {"service": "webhook", "event": "call"}, "steps": steps}
             (await http.post("/api/workflows", json=body)).raise_for_status()
@@ -114,7 +136,20 @@ async def _drive(api: str, sandbox: str, reader: LogReader, faults: list[dict[st
         for s in sessions["sessions"]:
             r = await http.get(f"/api/workflows/troubleshooting/sessions/{s['session_id']}")
             timelines[s["session_id"]] = r.json()["events"]
-    return score(started, reader.events, sessions["sessions"], timelines, faults)
+    stats = httpx.get(f"{sandbox}/_sandbox/stats").json()
+    return score(started, reader.events, sessions["sessions"], timelines, faults, stats)
+
+
+async def _connect_accounts(http: httpx.AsyncClient, sandbox: str) -> None:
+    """An OAuth credential per service: the sandbox's tokens for it, stored through the API (the worker's store)."""
+    token_url = f"{sandbox}/_sandbox/oauth/token"
+    for service in services():
+        form = {"grant_type": "authorization_code", "client_id": service, "code": "bench"}
+        granted = httpx.post(token_url, data=form)  # the sandbox's, not the API's: without the API key
+        granted.raise_for_status()
+        pair = granted.json()
+        secret = {"access_token": pair["access_token"], "refresh_token": pair["refresh_token"], "token_url": token_url}
+        (await http.put(f"/api/credentials/{credential_of(service)}", json={"secret": secret})).raise_for_status()
 
 
 async def _start(http: httpx.AsyncClient, workflow: str) -> str:
@@ -149,16 +184,18 @@ def _final(events: list[dict[str, Any]]) -> str | None:
 
 
 def score(runs: list[str], events: dict[str, list[dict[str, Any]]], sessions: list[dict[str, Any]],
-          timelines: dict[str, list[dict[str, Any]]], faults: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+          timelines: dict[str, list[dict[str, Any]]], faults: list[dict[str, Any]], stats: dict[str, Any]
+          ) -> dict[str, Any]:  # fmt: skip
     hit = recoverable = recovered = 0
     permanent_runs: set[str] = set()
+    met = faults_met(stats.get("faults_by_key", {}))
     for run_id in runs:
-        failures = [e for e in events.get(run_id, []) if e["type"] == "StepFailed"]
-        if not failures:
+        failures = [e["payload"] for e in events.get(run_id, []) if e["type"] == "StepFailed"]
+        classes = run_classes(failures, met.get(run_id, set()))
+        if not classes:
             continue
         hit += 1
-        classes = {_class(e["payload"]["error"]) for e in failures}
-        if classes <= TRANSIENT:
+        if classes <= RECOVERABLE:
             recoverable += 1
             recovered += _final(events[run_id]) == "RunSucceeded"
         else:
@@ -207,13 +244,41 @@ def score(runs: list[str], events: dict[str, list[dict[str, Any]]], sessions: li
         "sessions": judged,
         "mttr_s_p50": round(statistics.median(mttr), 2) if mttr else None,
         "mttr_s_p95": round(percentile(mttr, 0.95), 2) if mttr else None,
+        "token_refreshes": stats.get("tokens", {}).get("refreshed", 0),
+        "token_expired_refused": stats.get("faults_injected", {}).get("token_expired", 0),
         "services": services(),
     }
 
 
-def _class(error: dict[str, Any]) -> str:
-    return classify(error.get("message", ""), status_code=error.get("status_code"),
-                    error_type=error.get("type")).error_class  # fmt: skip
+def faults_met(faults_by_key: dict[str, dict[str, int]]) -> dict[str, set[str]]:
+    """Run id -> the faults the sandbox answered its calls with (keys are ``tenant:run:step:attempt``)."""
+    met: dict[str, set[str]] = {}
+    for key, faults in faults_by_key.items():
+        parts = key.split(":")
+        if len(parts) == 4:
+            met.setdefault(parts[1], set()).update(faults)
+    return met
+
+
+def run_classes(failures: list[dict[str, Any]], met: set[str]) -> set[str]:
+    """The failure classes of a run: of its failed attempts, and ``REFRESHABLE`` for an expired token it met.
+
+    A 401 to a refreshable credential is ``REFRESHABLE`` unless the token
+    endpoint refused the refresh (``CredentialRefreshFailed``): then a person
+    must reconnect it, as for any other credentials failure.
+    """
+    classes = {_class(payload) for payload in failures}
+    return classes | ({REFRESHABLE} if "token_expired" in met else set())
+
+
+def _class(payload: dict[str, Any]) -> str:
+    error = payload["error"]
+    found = classify(error.get("message", ""), status_code=error.get("status_code"),
+                     error_type=error.get("type")).error_class  # fmt: skip
+    refreshable = payload.get("credential_id") in {credential_of(service) for service in services()}
+    if found == "credentials" and error.get("status_code") == 401 and refreshable:
+        return "credentials" if error.get("type") == "CredentialRefreshFailed" else REFRESHABLE
+    return found
 
 
 def bench_recovery(*, faults_file: Path, runs: int, rate: float) -> int:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,28 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30,
             return last
         await asyncio.sleep(every_s)
     raise AssertionError(f"condition not met in {timeout_s}s; last: {last!r}")
+
+
+async def define_workflow(
+    http: httpx.AsyncClient, headers: dict[str, str], prefix: str, steps: list[dict[str, Any]]
+) -> str:
+    """A webhook-triggered workflow of ``steps`` under a fresh id, once the API serves it."""
+    workflow_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    body = {"id": workflow_id, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": steps}
+    r = await http.post("/api/workflows", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+
+    async def visible() -> bool:
+        return (await http.get(f"/api/workflows/{workflow_id}", headers=headers)).status_code == 200
+
+    await eventually(visible)
+    return workflow_id
+
+
+async def start_run(http: httpx.AsyncClient, headers: dict[str, str], workflow_id: str) -> str:
+    r = await http.post(f"/api/workflows/{workflow_id}/runs", json={"trigger": {}}, headers=headers)
+    assert r.status_code == 202, r.text
+    return str(r.json()["run_id"])
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30) -> None:

@@ -5,13 +5,21 @@ tenant: the shared worker of the other tests runs with it off.
 """
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
 
 from flowledger.broker import EmbeddedBroker, ensure_topics
-from tests.integration.conftest import SandboxProcess, ServeProcess, SmtpSink, WorkerProcess, auth, eventually
+from tests.integration.conftest import (
+    SandboxProcess,
+    ServeProcess,
+    SmtpSink,
+    WorkerProcess,
+    auth,
+    define_workflow,
+    eventually,
+    start_run,
+)
 
 pytestmark = pytest.mark.integration
 KEY = auth("key-trouble")
@@ -39,24 +47,14 @@ def stack(tmp_path_factory):
 
 
 async def define(http, service):
-    workflow_id = f"rec-{uuid.uuid4().hex[:8]}"
-    body = {"id": workflow_id, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": [
+    return await define_workflow(http, KEY, "rec", [
         {"id": "call", "service": service, "action": "upsert", "retry": FAST_RETRY},
         {"id": "tell", "service": "slack", "action": "send_message", "needs": ["call"]},
-    ]}  # fmt: skip
-    assert (await http.post("/api/workflows", json=body, headers=KEY)).status_code == 201
-
-    async def visible():
-        return (await http.get(f"/api/workflows/{workflow_id}", headers=KEY)).status_code == 200
-
-    await eventually(visible)
-    return workflow_id
+    ])  # fmt: skip
 
 
 async def start(http, workflow_id):
-    r = await http.post(f"/api/workflows/{workflow_id}/runs", json={"trigger": {}}, headers=KEY)
-    assert r.status_code == 202, r.text
-    return r.json()["run_id"]
+    return await start_run(http, KEY, workflow_id)
 
 
 async def statuses(http, run_ids):
@@ -136,12 +134,9 @@ async def test_while_a_service_is_down_steps_with_a_fallback_go_straight_to_it(s
     api, sandbox = stack
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
         plain = await define(http, "pipedrive")
-        backed = f"rec-{uuid.uuid4().hex[:8]}"
-        body = {"id": backed, "name": "t", "trigger": {"service": "webhook", "event": "call"}, "steps": [
+        backed = await define_workflow(http, KEY, "rec", [
             {"id": "call", "service": "pipedrive", "action": "upsert", "retry": FAST_RETRY,
-             "fallback": {"service": "hubspot"}}]}  # fmt: skip
-        assert (await http.post("/api/workflows", json=body, headers=KEY)).status_code == 201
-        await eventually(lambda: _visible(http, backed))
+             "fallback": {"service": "hubspot"}}])  # fmt: skip
         sandbox.faults([{"service": "pipedrive", "from_s": 0, "to_s": 6, "fault": "503", "rate": 1.0}])
         failed = await start(http, plain)
 
@@ -172,7 +167,3 @@ async def test_while_a_service_is_down_steps_with_a_fallback_go_straight_to_it(s
         await eventually(lambda: _done(http, [again]), timeout_s=30)
         step = (await http.get(f"/api/runs/{again}", headers=KEY)).json()["steps"][0]
         assert (step["service"], step["fallback_for"]) == ("pipedrive", None)
-
-
-async def _visible(http, workflow_id):
-    return (await http.get(f"/api/workflows/{workflow_id}", headers=KEY)).status_code == 200

@@ -10,8 +10,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from connectors.base import PermanentError, RetryableError, StepCall
-from connectors.credentials import CredentialStore
+from connectors.credentials import CredentialRefreshFailed, CredentialStore
 from connectors.http import HttpConnector, service_profiles
+from connectors.oauth import TokenRefresher
 from domain.faults import parse_schedule
 from domain.latency import LatencyModel
 from flowledger.broker import free_port
@@ -211,6 +212,144 @@ async def test_a_replayed_key_returns_the_first_answer_even_inside_a_window(app_
     assert again.headers["Idempotent-Replayed"] == "true"
     stats = (await client.get("/_sandbox/stats")).json()
     assert (stats["calls"], stats["executions"], stats["executions_by_key"]) == (2, 1, {"same": 1})
+
+
+# OAuth: the token endpoint, expiring tokens, revoked grants.
+
+
+async def authorize(client, service):
+    r = await client.post("/_sandbox/oauth/token", data={"grant_type": "authorization_code", "client_id": service,
+                                                         "code": "consent"})  # fmt: skip
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    return r.json()
+
+
+async def refresh(client, refresh_token):
+    return await client.post("/_sandbox/oauth/token", data={"grant_type": "refresh_token",
+                                                            "refresh_token": refresh_token})  # fmt: skip
+
+
+def bearer(pair):
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+async def test_the_token_endpoint_issues_and_rotates_pairs(app_client):
+    client, _ = app_client
+    first = await authorize(client, "hubspot")
+    assert (first["token_type"], first["expires_in"]) == ("Bearer", 3600)
+    r = await refresh(client, first["refresh_token"])
+    second = r.json()
+    assert r.status_code == 200 and second["access_token"] != first["access_token"]
+    assert second["refresh_token"] != first["refresh_token"]
+    spent = await refresh(client, first["refresh_token"])  # rotated: the old one is dead
+    assert (spent.status_code, spent.json()["error"]) == (400, "invalid_grant")
+    for form, error in [
+        ({"grant_type": "authorization_code", "client_id": "hubspot"}, "invalid_request"),
+        ({"grant_type": "password", "username": "u"}, "unsupported_grant_type"),
+        ({"grant_type": "refresh_token", "refresh_token": "never-issued"}, "invalid_grant"),
+    ]:
+        r = await client.post("/_sandbox/oauth/token", data=form)
+        assert (r.status_code, r.json()["error"]) == (400, error)
+    stats = (await client.get("/_sandbox/stats")).json()
+    assert stats["tokens"] == {"authorized": 1, "refreshed": 1, "refused": 2}
+
+
+async def test_a_token_expired_window_refuses_older_tokens_until_the_caller_refreshes(app_client):
+    client, clock = app_client
+    clock.now += 1000
+    pair = await authorize(client, "hubspot")
+    assert (await client.post("/hubspot/upsert", json={}, headers=bearer(pair))).status_code == 200
+    clock.now += 1
+    assert (await client.put("/_sandbox/faults", json=[{"service": "hubspot", "fault": "token_expired"}])).is_success
+    refused = await client.post("/hubspot/upsert", json={}, headers={**bearer(pair), "Idempotency-Key": "k-exp"})
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "token_expired"
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert (await client.post("/hubspot/upsert", json={})).status_code == 401  # no token: nothing to refresh
+    assert (await client.post("/slack/post", json={}, headers=bearer(pair))).status_code == 200  # other services
+    clock.now += 1
+    fresh = (await refresh(client, pair["refresh_token"])).json()
+    again = await client.post("/hubspot/upsert", json={}, headers={**bearer(fresh), "Idempotency-Key": "k-exp"})
+    assert again.status_code == 200  # the refused attempt was not executed: its key runs now
+    stats = (await client.get("/_sandbox/stats")).json()
+    assert stats["faults_injected"] == {"token_expired": 2}
+    assert stats["faults_by_key"] == {"k-exp": {"token_expired": 1}} and stats["executions_by_key"]["k-exp"] == 1
+
+
+async def test_a_401_window_refuses_every_token_and_revokes_the_refresh(app_client):
+    client, clock = app_client
+    clock.now += 1000
+    pair = await authorize(client, "slack")
+    assert (await client.put("/_sandbox/faults", json=[{"service": "slack", "to_s": 10, "fault": "401"}])).is_success
+    refused = await client.post("/slack/post", json={}, headers=bearer(pair))
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "invalid_auth"
+    r = await refresh(client, pair["refresh_token"])
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant") and "revoked" in r.json()["error_description"]
+    clock.now += 10  # the window is over: the same grant works again
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+async def test_tokens_expire_after_their_lifetime():
+    clock = Clock()
+    server = TestServer(create_sandbox_app(clock=clock, token_lifetime_s=60), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            pair = await authorize(client, "asana")
+            assert (await authorize(client, "asana"))["expires_in"] == 60
+            clock.now += 59
+            assert (await client.post("/asana/create_task", json={}, headers=bearer(pair))).status_code == 200
+            clock.now += 1
+            expired = await client.post("/asana/create_task", json={}, headers=bearer(pair))
+            assert expired.status_code == 401 and expired.json()["error"]["type"] == "token_expired"
+    finally:
+        await server.close()
+
+
+# The connector against the sandbox process: it refreshes an expired token, and reports a revoked grant.
+
+
+@pytest.fixture
+def oauth_connect(sandbox_url, client, tmp_path):
+    profiles = service_profiles(sandbox_url, "")
+    store = CredentialStore(tmp_path, environ={})
+    tokens = TokenRefresher(store, client)
+
+    async def connect(service, credential_id):
+        r = await client.post(f"{sandbox_url}/_sandbox/oauth/token",
+                              data={"grant_type": "authorization_code", "client_id": service, "code": "c"})  # fmt: skip
+        pair = r.json()
+        store.put("acme", credential_id, {"access_token": pair["access_token"], "refresh_token": pair["refresh_token"],
+                                          "token_url": f"{sandbox_url}/_sandbox/oauth/token"})  # fmt: skip
+        return HttpConnector(profiles.get(service), store, client, tokens), pair
+
+    return connect, store
+
+
+async def test_the_connector_refreshes_a_token_the_sandbox_expired(oauth_connect, client, sandbox_url):
+    connect, store = oauth_connect
+    connector, pair = await connect("pipedrive", "pd-oauth")
+    await put_faults(client, sandbox_url, [{"service": "pipedrive", "fault": "token_expired"}])
+    try:
+        before = (await client.get(f"{sandbox_url}/_sandbox/stats")).json()["tokens"].get("refreshed", 0)
+        output = await connector.call(step("pipedrive", "r-oauth", credential_id="pd-oauth"))
+        assert output["service"] == "pipedrive"
+        stored = store.get("acme", "pd-oauth")
+        assert stored["access_token"] != pair["access_token"] and stored["refresh_token"] != pair["refresh_token"]
+        assert (await client.get(f"{sandbox_url}/_sandbox/stats")).json()["tokens"]["refreshed"] == before + 1
+    finally:
+        await put_faults(client, sandbox_url, [])
+
+
+async def test_the_connector_reports_a_revoked_grant_as_a_credentials_failure(oauth_connect, client, sandbox_url):
+    connect, _ = oauth_connect
+    connector, _ = await connect("zendesk", "zd-oauth")
+    await put_faults(client, sandbox_url, [{"service": "zendesk", "fault": "401"}])
+    try:
+        with pytest.raises(CredentialRefreshFailed) as info:
+            await connector.call(step("zendesk", "r-revoked", credential_id="zd-oauth"))
+        assert "credential 'zd-oauth'" in info.value.message and "invalid_grant" in info.value.message
+    finally:
+        await put_faults(client, sandbox_url, [])
 
 
 def test_a_deterministic_sandbox_gives_the_same_call_the_same_latency_and_id():

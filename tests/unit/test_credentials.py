@@ -1,5 +1,6 @@
 import json
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.fernet import Fernet
@@ -116,3 +117,49 @@ def test_delete_and_overwrite(store, tmp_path):
 def test_invalid_puts(store, tenant, credential_id, secret):
     with pytest.raises(ValueError):
         store.put(tenant, credential_id, secret)
+
+
+def test_update_is_an_atomic_read_modify_write_across_threads(store):
+    store.put("acme", "counter", {"n": "0", "token": "t"})
+
+    def bump(secret):
+        return {**secret, "n": str(int(secret["n"]) + 1)}
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: store.update("acme", "counter", bump), range(40)))
+    assert store.get("acme", "counter") == {"n": "40", "token": "t"}
+
+
+@pytest.mark.parametrize(
+    ("change", "stored"),
+    [
+        (lambda s: {**s, "token": "new"}, {"token": "new"}),
+        (lambda s: None, {"token": "old"}),  # None keeps it
+        (lambda s: dict(s), {"token": "old"}),  # unchanged: nothing written
+    ],
+)
+def test_update_returns_what_is_stored(store, change, stored):
+    store.put("acme", "c", {"token": "old"})
+    assert store.update("acme", "c", change) == stored == store.get("acme", "c")
+
+
+def test_update_of_a_missing_credential_is_not_found(store):
+    with pytest.raises(CredentialNotFound):
+        store.update("acme", "nope", lambda s: s)
+
+
+def test_processes_starting_together_share_one_whole_key(tmp_path):
+    from multiprocessing import get_context
+
+    with get_context("spawn").Pool(4) as pool:
+        keys = pool.map(_key_of, [str(tmp_path)] * 8)
+    assert len(set(keys)) == 1 and len(keys[0]) == 44
+    assert list(tmp_path.iterdir()) == [tmp_path / KEY_FILE]
+
+
+def _key_of(directory):
+    from pathlib import Path
+
+    from connectors.credentials import load_key
+
+    return load_key(Path(directory), {})

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from domain.faults import FAULTS, FaultWindow, fault_for, parse_schedule
+from domain.faults import FAULTS, FaultWindow, fault_for, parse_schedule, revoked
 
 
 @pytest.mark.parametrize(
@@ -88,3 +88,45 @@ def test_partial_rates_follow_the_seeded_generator(rate):
 
 def test_every_fault_name_parses():
     assert [w.fault for w in parse_schedule([{"service": "*", "fault": f} for f in FAULTS])] == list(FAULTS)
+
+
+CREDENTIAL_SCHEDULE = parse_schedule(
+    [
+        {"service": "hubspot", "from_s": 10, "to_s": 20, "fault": "token_expired"},
+        {"service": "hubspot", "from_s": 20, "to_s": 30, "fault": "token_expired"},
+        {"service": "*", "from_s": 0, "to_s": 40, "fault": "503", "rate": 0},
+        {"service": "slack", "from_s": 5, "to_s": 15, "fault": "401", "rate": 0.5},
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("elapsed_s", "issued_s", "fault"),
+    [
+        (5, -100.0, None),  # before the window: any token passes
+        (12, -100.0, "token_expired"),  # issued before the schedule took effect
+        (12, 9.9, "token_expired"),
+        (12, 10.0, None),  # issued as the window began: fresh
+        (12, None, "token_expired"),  # no token, or not one the sandbox issued: nothing to refresh
+        (25, 12.0, "token_expired"),  # refreshed in the first window, expired again by the second
+        (25, 21.0, None),
+        (30, 1.0, None),  # the window is over
+    ],
+)
+def test_token_expired_windows_refuse_tokens_issued_before_them(elapsed_s, issued_s, fault):
+    rng = random.Random(0)
+    assert fault_for(CREDENTIAL_SCHEDULE, "hubspot", elapsed_s, rng, token_issued_s=issued_s) == fault
+    assert rng.getstate() == random.Random(0).getstate()
+
+
+@pytest.mark.parametrize(
+    ("service", "elapsed_s", "expected"),
+    [("slack", 4.9, False), ("slack", 5, True), ("slack", 14.9, True), ("slack", 15, False), ("hubspot", 12, False)],
+)
+def test_a_401_window_revokes_the_services_refresh_tokens_whatever_its_rate(service, elapsed_s, expected):
+    assert revoked(CREDENTIAL_SCHEDULE, service, elapsed_s) is expected
+
+
+def test_an_unknown_fault_names_the_choices():
+    with pytest.raises(ValueError, match="fault must be one of 429, 500, 503, timeout, 401, token_expired, 400, 404"):
+        parse_schedule([{"service": "s", "fault": "expired"}])

@@ -250,3 +250,13 @@ def test_service_profiles(base, overrides, service, expected):
 def test_malformed_service_urls(spec):
     with pytest.raises(ValueError, match="FLOWLEDGER_SERVICE_URLS"):
         parse_service_urls(spec)
+
+
+def test_services_token_endpoints_come_from_configuration():
+    profiles = service_profiles(
+        "http://sb", "slack=https://slack.com/api", "slack=https://slack.com/api/oauth.v2.access"
+    )
+    assert profiles.get("slack").token_url == "https://slack.com/api/oauth.v2.access"
+    assert profiles.get("asana").token_url is None
+    with pytest.raises(ValueError, match="FLOWLEDGER_SERVICE_TOKEN_URLS entry 'slack'"):
+        service_profiles(None, "", "slack")

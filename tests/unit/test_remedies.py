@@ -34,11 +34,15 @@ def test_a_person_is_asked_with_the_reason_and_nothing_is_retried_for_bad_input(
     assert only.action == "ask_person" and "customer" in only.reason and not only.automatic
 
 
-def test_credentials_refresh_automatically_only_when_the_credential_is_known():
-    known = propose(cause("credentials", {"service": "gmail", "credential_id": "c1"}, "credentials"))
-    unknown = propose(cause("credentials", {"service": "gmail"}, "credentials"))
-    assert [(p.action, p.automatic) for p in known] == [("refresh_credential", True), ("ask_person", False)]
-    assert unknown[0].automatic is False
+@pytest.mark.parametrize(
+    ("subject", "named"),
+    [({"service": "gmail", "credential_id": "c1"}, "credential c1"), ({"service": "gmail"}, "the credential")],
+)
+def test_a_refused_credential_goes_to_a_person_the_connector_has_refreshed_it_already(subject, named):
+    [only] = propose(cause("credentials", subject, "credentials"))
+    assert (only.action, only.automatic) == ("ask_person", False)
+    assert named in only.reason and "reconnect" in only.reason
+    assert only.params == {"service": "gmail", "credential_id": subject.get("credential_id")}
 
 
 def test_the_outage_plan_names_the_affected_workflows_in_order():

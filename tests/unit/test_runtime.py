@@ -124,6 +124,19 @@ async def test_retry_run_resumes_without_redoing_succeeded_steps():
     assert steps.count(("b", 1)) == 1 and ("a", 2) in steps and steps.count(("c", 1)) == 1
 
 
+async def test_step_results_name_the_credential_the_step_used():
+    connectors = ScriptedConnectors({"b": [PermanentError("refused", status_code=401)]})
+    h = Harness(connectors)
+    with_credential = definition().model_copy(deep=True)
+    steps = [s.model_copy(update={"credential_id": "slack-ops"}) if s.id == "b" else s for s in with_credential.steps]
+    run = start().model_copy(update={"payload": start().payload.model_copy(
+        update={"definition": with_credential.model_copy(update={"steps": tuple(steps)})})})  # fmt: skip
+    await h.runtime.handle([run])
+    await h.settle(lambda: h.status() == "failed")
+    results = {e.step_id: e.payload.credential_id for e in h.log if e.type in ("StepSucceeded", "StepFailed")}
+    assert results["b"] == "slack-ops" and results["a"] is None
+
+
 async def test_cancel_stops_in_flight_attempts():
     connectors = ScriptedConnectors(delay_s=5)
     h = Harness(connectors)
