@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flowledger.broker import ensure_topics
 from flowledger.lag import consumer_lag
+from projections.alert_queries import firing_by_severity
+from projections.projector import flush
+from projections.slicing import LogRecord, project_slice
+from projections.troubleshooting_queries import count_open_sessions
+from schemas.monitoring import AlertFired, AlertNotified, AlertResolved
+from schemas.registry import encode
+from schemas.troubleshooting import SessionClosed, SessionOpened
 from tests.factories import as_json, run_with_retry
 from tests.integration.conftest import KEYS, auth, eventually
 from tests.integration.test_execution import define, start, step, wait_run
@@ -112,3 +120,31 @@ async def test_lag_counts_records_not_batches(broker):
     finally:
         await consumer.stop()
     assert await consumer_lag(broker.bootstrap, [group, "nobody"], [topic]) == {(group, topic): 180 + 5}
+
+
+def test_firing_alerts_and_open_sessions_are_counted_over_every_tenant(warehouse):
+    firing, sessions = firing_by_severity(warehouse), count_open_sessions(warehouse)
+    t0 = datetime.now(UTC)
+
+    def record(cls, tenant, minutes, **payload):
+        return cls(event_id=str(uuid.uuid4()), occurred_at=t0 + timedelta(minutes=minutes), tenant_id=tenant,
+                   workflow_id="wf-count", payload=payload)  # fmt: skip
+
+    def alert(alert_id, severity):
+        return {"alert_id": alert_id, "rule": "r", "severity": severity}
+
+    records = [
+        record(AlertFired, "count-a", 0, **alert("x", "high")),
+        record(AlertNotified, "count-a", 1, **alert("x", "high"), channel="log", delivered=True),
+        record(AlertFired, "count-b", 0, **alert("x", "high")),  # the same alert id in another tenant
+        record(AlertFired, "count-b", 0, **alert("y", "low")),
+        record(AlertResolved, "count-b", 1, **alert("y", "low")),
+        record(SessionOpened, "count-a", 0, session_id="s1", trigger="failed_run", summary="s"),
+        record(SessionOpened, "count-b", 0, session_id="s1", trigger="failed_run", summary="s"),
+        record(SessionClosed, "count-b", 1, session_id="s1"),
+    ]
+    log = [LogRecord("alerts", 0, offset, encode([r])) for offset, r in enumerate(records)]
+    flush(warehouse, project_slice(log, now=datetime.now(UTC)).batch)
+    assert firing_by_severity(warehouse).get("high", 0) - firing.get("high", 0) == 2
+    assert firing_by_severity(warehouse).get("low", 0) == firing.get("low", 0)
+    assert count_open_sessions(warehouse) - sessions == 1
