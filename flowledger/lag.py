@@ -49,9 +49,9 @@ async def consumer_lag(
         # embedded broker never answers a fetch that may not wait at all (0 ms)
         max_partition_fetch_bytes=1024, fetch_max_wait_ms=10, check_crcs=False,
     )  # fmt: skip
-    await admin.start()
-    await consumer.start()
     try:
+        await admin.start()
+        await consumer.start()
         await consumer.topics()
         partitions = [TopicPartition(t, p) for t in topic_names for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
