@@ -1,6 +1,7 @@
 """What /metrics exposes, built from fixed inputs: names, labels, sums over live workers, histograms."""
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -152,7 +153,9 @@ def test_distribution_bounds_must_ascend():
 
 
 def _state(**settings: object) -> SimpleNamespace:
-    return SimpleNamespace(settings=Settings(kafka_bootstrap_servers="x:1", **settings), telemetry=None)
+    fresh = Telemetry(snapshot=Snapshot(open_sessions=3, taken_at=time.monotonic()))  # no read of its sources
+    config = Settings(kafka_bootstrap_servers="x:1", **settings)
+    return SimpleNamespace(settings=config, telemetry=fresh, warehouse=None)
 
 
 def test_metrics_can_be_turned_off_or_protected():
@@ -163,3 +166,9 @@ def test_metrics_can_be_turned_off_or_protected():
         with pytest.raises(HTTPException) as refused:
             asyncio.run(metrics(_state(flowledger_metrics_token="s3cret"), header))
         assert refused.value.status_code == 401
+
+
+def test_metrics_behind_a_token_answer_the_token():
+    response = asyncio.run(metrics(_state(flowledger_metrics_token="s3cret"), "Bearer s3cret"))
+    assert response.status_code == 200 and response.media_type.startswith("text/plain")
+    assert b"flowledger_troubleshooting_sessions_open 3.0" in response.body
