@@ -25,6 +25,7 @@ from api.routes import (
     monitoring,
     optimization,
     patterns,
+    prometheus,
     runs,
     services,
     troubleshooting,
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 workers=settings.flowledger_projector_workers,
                 max_records=settings.flowledger_projector_max_records,
             )
+            state.telemetry.projector_stats = state.projector.stats
             task = asyncio.create_task(state.projector.run(stopping), name="projector")
             task.add_done_callback(_log_crash)
         app.state.flowledger = state
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts,
         health,
         services,
+        prometheus,
     )
     for router in (module.router for module in routers):
         app.include_router(router)

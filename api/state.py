@@ -1,8 +1,9 @@
-"""What the API process holds for its lifetime: settings, warehouse, producer, projector."""
+"""What the API process holds for its lifetime: settings, warehouse, producer, projector, telemetry."""
 
 from dataclasses import dataclass, field
 
 from api.detectors import Detectors
+from api.telemetry import Telemetry
 from connectors.credentials import CredentialStore
 from flowledger.client import Producer
 from flowledger.settings import Settings
@@ -18,5 +19,6 @@ class AppState:
     credentials: CredentialStore
     detectors: Detectors
     projector: Projector | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
     assigned_versions: dict[tuple[str, ...], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+WORKER_APP_IDS = {"all": "flowledger", "executor": "flowledger-executor", "monitor": "flowledger-monitor"}
+"""Faust app id (and so consumer group) of each worker role."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     )
     workflow_optimization_interval: float = Field(
         default=300.0, ge=5, description="Seconds between two rounds of automatic optimization analyses."
+    )
+    flowledger_metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics about Flowledger itself at /metrics."
+    )
+    flowledger_metrics_token: str | None = Field(
+        default=None, description="When set, /metrics answers only `Authorization: Bearer <token>`."
     )
     flowledger_anomaly_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Score from which a point is an anomaly; unset: the detector's own."

@@ -152,3 +152,22 @@ def list_alerts(
             row["resolved_at"] = None
         row["muted"] = row["muted"] or None
     return rows
+
+
+COUNT_FIRING = """
+SELECT severity, count() AS firing
+FROM (
+    SELECT argMaxIf(kind, (occurred_at, event_id), kind != 'notified') AS state,
+           argMaxIf(severity, (occurred_at, event_id), kind != 'notified') AS severity
+    FROM alert_events
+    GROUP BY tenant_id, alert_id
+)
+WHERE state = 'fired'
+GROUP BY severity
+ORDER BY severity
+"""
+
+
+def firing_by_severity(wh: Warehouse) -> dict[str, int]:
+    """Alerts of every tenant whose latest lifecycle event is ``fired``, per severity."""
+    return {row["severity"]: int(row["firing"]) for row in wh.query_dicts(COUNT_FIRING)}

@@ -32,6 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from domain.distribution import Distribution
 from projections.arrow import batch_to_ipc
 from projections.decoding import EncodedSlice, SliceEncoder
 from projections.rows import ProjectionBatch
@@ -43,6 +44,9 @@ from schemas.registry import to_json
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "flowledger-projector"
+
+BATCH_RECORDS_BUCKETS = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0)
+BATCH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 @dataclass
@@ -75,6 +79,10 @@ class ProjectorStats:
     insert_s: float = 0.0
     """Cumulative seconds inserting into ClickHouse."""
     partitions: dict[str, PartitionProgress] = field(default_factory=dict)
+    batch_records: Distribution = field(default_factory=lambda: Distribution(BATCH_RECORDS_BUCKETS))
+    """Records per committed slice."""
+    batch_seconds: Distribution = field(default_factory=lambda: Distribution(BATCH_SECONDS_BUCKETS))
+    """From a slice's fetch to its commit: decoding, dead letters, insert and commit."""
 
 
 class Projector:
@@ -141,7 +149,7 @@ class Projector:
         in fetch order, and each one's offsets are committed only after its
         dead letters were acknowledged and its rows inserted.
         """
-        in_flight: deque[tuple[dict, asyncio.Future[EncodedSlice]]] = deque()  # type: ignore[type-arg]
+        in_flight: deque[tuple[dict, asyncio.Future[EncodedSlice], float]] = deque()  # type: ignore[type-arg]
         try:
             while not stopping.is_set():
                 started = time.perf_counter()
@@ -149,19 +157,21 @@ class Projector:
                 if fetched:
                     self.stats.fetch_s += time.perf_counter() - started
                     raw = [(m.topic, m.partition, m.offset, m.value) for ms in fetched.values() for m in ms]
-                    in_flight.append((fetched, asyncio.ensure_future(encoder.encode(raw))))
+                    in_flight.append((fetched, asyncio.ensure_future(encoder.encode(raw)), started))
                 else:
                     self._note_idle(consumer)
                 await self._maybe_heartbeat(producer)
                 while in_flight and (len(in_flight) > max(self.workers, 1) or not fetched):
-                    done_fetch, future = in_flight.popleft()
+                    done_fetch, future, fetched_at = in_flight.popleft()
                     started = time.perf_counter()
                     encoded = await future
                     self.stats.decode_wait_s += time.perf_counter() - started
                     await self._finish(consumer, producer, done_fetch, encoded, stopping)
+                    self.stats.batch_seconds.observe(time.perf_counter() - fetched_at)
         finally:
-            for done_fetch, future in in_flight:
+            for done_fetch, future, fetched_at in in_flight:
                 await self._finish(consumer, producer, done_fetch, await future, stopping)
+                self.stats.batch_seconds.observe(time.perf_counter() - fetched_at)
 
     async def _maybe_heartbeat(self, producer) -> None:  # type: ignore[no-untyped-def]
         now = time.time()
@@ -236,6 +246,7 @@ class Projector:
         stats.records += result.records
         stats.dead_letters += len(result.new_dead_letters)
         stats.last_batch_records = result.records
+        stats.batch_records.observe(result.records)
         stats.last_flush_at = time.time()
         for tp, msgs in fetched.items():
             progress = stats.partitions.setdefault(f"{tp.topic}[{tp.partition}]", PartitionProgress())

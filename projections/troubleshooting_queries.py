@@ -125,3 +125,20 @@ def timeline(wh: Warehouse, tenant_id: str, session_id: str) -> list[dict[str, A
         row["event_id"] = str(row["event_id"])
         row["causation_id"] = str(row["causation_id"]) if row["causation_id"] else None
     return rows
+
+
+COUNT_OPEN_SESSIONS = """
+SELECT count() AS open
+FROM (
+    SELECT tenant_id, JSONExtractString(payload, 'session_id') AS session_id
+    FROM events
+    WHERE type IN ('SessionOpened', 'SessionClosed')
+    GROUP BY tenant_id, session_id
+    HAVING countIf(type = 'SessionOpened') > 0 AND countIf(type = 'SessionClosed') = 0
+)
+"""
+
+
+def count_open_sessions(wh: Warehouse) -> int:
+    """Sessions of every tenant that were opened and not closed."""
+    return int(wh.query(COUNT_OPEN_SESSIONS)[0][0])

@@ -23,7 +23,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from flowledger.settings import Settings
+from flowledger.settings import WORKER_APP_IDS, Settings
 
 settings = Settings()
 
@@ -62,7 +62,7 @@ faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_c
 
 ROLES = ("all", "executor", "monitor")
 ROLE = settings.flowledger_worker_role
-APP_IDS = {"all": "flowledger", "executor": "flowledger-executor", "monitor": "flowledger-monitor"}
+APP_IDS = WORKER_APP_IDS
 RUNS_EXECUTOR = ROLE in ("all", "executor")
 RUNS_MONITOR = ROLE in ("all", "monitor")
 WORKER_ID = os.environ.get("FLOWLEDGER_WORKER_ID", "w1")

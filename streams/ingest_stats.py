@@ -51,6 +51,7 @@ def agent_counts() -> dict[str, int]:
         from streams.executor import runtime
 
         result.update(
+            executor_records_handled=runtime.records_handled,
             executor_steps_finished=runtime.steps_finished,
             executor_attempts_in_flight=len(runtime.in_flight),
             executor_runs_running=len(runtime.active),

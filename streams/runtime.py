@@ -128,6 +128,8 @@ class ExecutorRuntime:
         self.dispatch_delays_ms: list[float] = []
         """How long each StepStarted waited for a free slot (for benchmarks)."""
         self.steps_finished = 0
+        self.records_handled = 0
+        """Records folded by ``handle`` (commands and step results), for the heartbeat."""
 
     # -- records ------------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class ExecutorRuntime:
         produced here) and are published together with what they caused.
         """
         records = list(records)
+        self.records_handled += len(records)
         by_run: dict[str, list[Envelope]] = {}
         for record in records:
             if record.run_id and (isinstance(record, COMMANDS) or record.type in _RUN_EVENT_TYPES):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel
 
 from api.deps import State, Tenant
+from api.state import AppState
 from projections import queries
 from schemas.envelope import Envelope
 from schemas.registry import validate_item
@@ -71,6 +72,16 @@ async def ingest(request: Request, state: State, tenant: Tenant) -> AcceptedPubl
     Answers 202 only after the broker acknowledged every record.
     """
     items = _items(await request.body())
+    try:
+        accepted = await _publish(state, tenant, items)
+    except HTTPException:
+        state.telemetry.count_events(items, "rejected")
+        raise
+    state.telemetry.count_events(accepted, "accepted")
+    return AcceptedPublic(accepted=len(accepted))
+
+
+async def _publish(state: AppState, tenant: str, items: list[Any]) -> list[Envelope]:
     records, errors = [], []
     for index, item in enumerate(items):
         outcome = validate_item(item)
@@ -95,7 +106,7 @@ async def ingest(request: Request, state: State, tenant: Tenant) -> AcceptedPubl
         await state.producer.send(records)
     except KafkaError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {type(exc).__name__}") from exc
-    return AcceptedPublic(accepted=len(records))
+    return records
 
 
 def _items(body: bytes) -> list[Any]:

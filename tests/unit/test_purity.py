@@ -15,6 +15,7 @@ FORBIDDEN = {
     "starlette",
     "httpx",
     "uvicorn",
+    "prometheus_client",
 }
 
 
