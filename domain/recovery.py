@@ -511,28 +511,28 @@ class Recovery:
         session.lowered = limit is not None
         action = "lower_concurrency" if limit else "raise_concurrency"
         reason = f"{session.service} answers 429" if limit else f"{session.service} answers again"
-        command = SetServiceConcurrency(
-            event_id=session.next_id(action), occurred_at=self._at(), tenant_id=self.tenant_id, workflow_id=workflow,
-            correlation_id=session.session_id,
-            payload=ServiceConcurrencyPayload(
-                service=session.service, limit=limit, reason=f"{session.session_id}: {reason}"
-            ),
-        )  # fmt: skip
-        return [command, self._applied(session, action, {"service": session.service, "limit": limit})]
+        return self._service_command(session, workflow, SetServiceConcurrency, ServiceConcurrencyPayload, action,
+                                     reason, limit=limit)  # fmt: skip
 
     def _route(self, session: Session, workflow: str, *, to_fallback: bool) -> list[Envelope]:
         """Send steps on an unavailable service that name a fallback straight to it, or back to the service."""
         session.routed = to_fallback
         action = "switch_to_fallback" if to_fallback else "switch_back"
         reason = f"{session.service} is down" if to_fallback else f"{session.service} answers again"
-        command = SetServiceRoute(
+        return self._service_command(session, workflow, SetServiceRoute, ServiceRoutePayload, action, reason,
+                                     to_fallback=to_fallback)  # fmt: skip
+
+    def _service_command(
+        self, session: Session, workflow: str, kind: type[SetServiceConcurrency | SetServiceRoute],
+        payload: type[ServiceConcurrencyPayload | ServiceRoutePayload], action: str, reason: str, **setting: Any,
+    ) -> list[Envelope]:  # fmt: skip
+        """A command about the session's service for the tenant's executor, and the action recorded."""
+        command = kind(
             event_id=session.next_id(action), occurred_at=self._at(), tenant_id=self.tenant_id, workflow_id=workflow,
             correlation_id=session.session_id,
-            payload=ServiceRoutePayload(
-                service=session.service, to_fallback=to_fallback, reason=f"{session.session_id}: {reason}"
-            ),
+            payload=payload(service=session.service, reason=f"{session.session_id}: {reason}", **setting),
         )  # fmt: skip
-        return [command, self._applied(session, action, {"service": session.service, "to_fallback": to_fallback})]
+        return [command, self._applied(session, action, {"service": session.service, **setting})]
 
     def _resume(self, session: Session, reason: str) -> list[Envelope]:
         out: list[Envelope] = []
