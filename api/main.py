@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.detectors import Detectors
+from api.examples import add_shared_responses
 from api.routes import (
     alerts,
     credentials,
@@ -139,7 +140,7 @@ def _publish_record_schemas(app: FastAPI) -> None:
         for name, schema in defs.items():
             components.setdefault(name, schema)
         components["Record"] = record
-        app.openapi_schema = _rewrite_refs(spec)
+        app.openapi_schema = add_shared_responses(_rewrite_refs(spec))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

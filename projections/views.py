@@ -55,7 +55,30 @@ class StepView(View):
     """Every retry the executor scheduled for this step."""
 
 
+_RUN: dict[str, Any] = {
+    "run_id": "run-7c1e4b9a2f3d4e5f", "workflow_id": "important-email-to-asana-slack", "status": "failed",
+    "started_at": "2026-03-02T09:14:06.701Z", "ended_at": "2026-03-02T09:14:09.950Z", "duration_ms": 3249.0,
+    "definition_version": 2, "error_message": "slack: rate_limited (429)",
+}  # fmt: skip
+_STEPS: Any = [
+    {"step_id": "create-task", "service": "asana", "action": "task", "status": "succeeded", "attempts": 2,
+     "first_started_at": "2026-03-02T09:14:06.800Z", "last_event_at": "2026-03-02T09:14:07.412Z",
+     "duration_ms": 612.4, "total_duration_ms": 1112.9, "cost": 0.0,
+     "last_error": {"type": "server_error", "message": "asana answered 503", "status_code": 503},
+     "output": {"task_id": "1204938475610293"}},
+    {"step_id": "notify-team", "service": "slack", "action": "post_to_channel", "status": "failed", "attempts": 3,
+     "first_started_at": "2026-03-02T09:14:07.420Z", "last_event_at": "2026-03-02T09:14:09.950Z",
+     "duration_ms": 181.0, "total_duration_ms": 562.7, "cost": 0.0,
+     "last_error": {"type": "rate_limited", "message": "slack answered 429", "status_code": 429,
+                    "retry_after_s": 30.0},
+     "retry_schedule": [{"attempt": 2, "due_at": "2026-03-02T09:14:08.421Z", "reason": "rate_limited"},
+                        {"attempt": 3, "due_at": "2026-03-02T09:14:09.640Z", "reason": "rate_limited"}]},
+]  # fmt: skip
+
+
 class RunSummary(View):
+    model_config = ConfigDict(json_schema_extra={"examples": [_RUN]})
+
     run_id: str
     workflow_id: str
     status: RunStatus
@@ -67,10 +90,14 @@ class RunSummary(View):
 
 
 class RunView(RunSummary):
+    model_config = ConfigDict(json_schema_extra={"examples": [{**_RUN, "steps": _STEPS}]})
+
     steps: list[StepView]
 
 
 class RunPage(View):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"runs": [_RUN], "next_cursor": "MTc3MjQ0Mjg0Njcw"}]})
+
     runs: list[RunSummary]
     next_cursor: str | None
 
@@ -82,6 +109,13 @@ class DefinitionVersion(View):
 
 
 class DeadLetterView(View):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "source": "workflow-events[3]@18422", "tenant_id": "acme",
+        "reason": "StepSucceeded: payload.duration_ms: Input should be greater than or equal to 0",
+        "raw_preview": '{"event_id":"1f0e...","type":"StepSucceeded","payload":{"duration_ms":-4}}',
+        "dead_lettered_at": "2026-03-02T09:14:08.003Z",
+    }]})  # fmt: skip
+
     source: str
     tenant_id: str
     reason: str

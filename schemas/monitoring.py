@@ -5,9 +5,9 @@ These records are produced by Flowledger's own workers. ``workflow_id`` is
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from schemas.common import ServiceId
 from schemas.envelope import Envelope, FrozenModel, Identifier, UtcDatetime, deterministic_event_id
@@ -126,8 +126,18 @@ class ChannelRef(FrozenModel):
     to: tuple[str, ...] = Field(default=(), max_length=20, description="email: recipients.")
 
 
+EXAMPLE_RULE: dict[str, Any] = {
+    "name": "slack-failing", "condition": "error_rate > 0.1", "scope": "service", "match": "slack", "for_s": 120,
+    "severity": "high", "annotations": {"summary": "Slack calls fail: team notifications are not sent"},
+    "channels": [{"type": "webhook", "credential_id": "ops-slack-webhook", "format": "slack"},
+                 {"type": "email", "to": ["oncall@example.com"]}],
+}  # fmt: skip
+
+
 class AlertRuleSpec(FrozenModel):
     """A rule as operators write it; ``condition`` is ``metric op number [x baseline]``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_RULE]})
 
     name: Identifier
     condition: str = Field(max_length=256, examples=["error_rate > 0.1", "latency_p95_ms > 2.0 x baseline"])
@@ -168,6 +178,12 @@ class AlertRuleDeleted(Envelope):
 
 
 class SilencePayload(FrozenModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "silence_id": "silence-4e7a2b9c", "matchers": {"workflow": "important-email-*", "severity": "medium"},
+        "starts_at": "2026-03-02T22:00:00Z", "ends_at": "2026-03-03T02:00:00Z",
+        "comment": "Slack maintenance window", "created_by": "maria@acme",
+    }]})  # fmt: skip
+
     silence_id: Identifier
     matchers: dict[str, str] = Field(min_length=1, description="label -> glob; every one must match.")
     starts_at: UtcDatetime

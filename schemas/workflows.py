@@ -5,9 +5,9 @@ events. A definition is versioned: every ``WorkflowDefined`` for a workflow
 carries the next ``version`` and the whole definition.
 """
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.common import ActionName, SafeMapping, ServiceId
 from schemas.envelope import Envelope, FrozenModel, Identifier
@@ -82,7 +82,23 @@ class TriggerDefinition(FrozenModel):
     filter: str | None = Field(default=None, max_length=1024)
 
 
+EXAMPLE_DEFINITION: dict[str, Any] = {
+    "name": "Important email to Asana and Slack",
+    "description": "when an important email arrives, create an Asana task and notify the team on Slack",
+    "trigger": {"service": "gmail", "event": "any_new_email_in_inbox", "filter": 'trigger.importance == "high"'},
+    "steps": [
+        {"id": "create-task", "service": "asana", "action": "task",
+         "params": {"name": "{{ trigger.subject }}", "project": "Inbox triage"}, "credential_id": "asana-team"},
+        {"id": "notify-team", "service": "slack", "action": "post_to_channel",
+         "params": {"channel": "#support", "text": "New task {{ steps.create-task.output.task_id }}"},
+         "needs": ["create-task"], "credential_id": "slack-workspace", "retry": {"maximum_attempts": 5}},
+    ],
+}  # fmt: skip
+
+
 class WorkflowDefinition(FrozenModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DEFINITION]})
+
     name: str = Field(min_length=1, max_length=256)
     trigger: TriggerDefinition
     steps: tuple[StepDefinition, ...] = Field(min_length=1)

@@ -5,15 +5,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
 from domain.rolling import pane_config, replay_ticks
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
+    EXAMPLE_RULE,
     AlertRaised,
     AlertRaisedPayload,
     AlertRuleDefined,
@@ -33,7 +35,20 @@ MONITORING = "all"
 """``workflow_id`` of rule and silence records: they belong to the tenant, not to one workflow."""
 
 
+RULE: dict[str, Any] = {"rule": EXAMPLE_RULE, "version": 3, "builtin": False, "updated_at": "2026-03-01T17:45:12.030Z"}
+ALERT: dict[str, Any] = {
+    "alert_id": "a-5f0c9e1d2b7a", "state": "resolved", "rule": "slack-failing", "severity": "high",
+    "labels": {"rule": "slack-failing", "service": "slack", "tenant": examples.TENANT},
+    "annotations": {"summary": "Slack calls fail: team notifications are not sent"}, "value": 0.31,
+    "pending_at": "2026-03-02T09:15:00Z", "fired_at": "2026-03-02T09:17:00Z",
+    "resolved_at": "2026-03-02T09:41:00Z",
+    "last_seen": "2026-03-02T09:41:00Z", "notifications": 2, "failed_deliveries": 0,
+}  # fmt: skip
+
+
 class RulePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [RULE]})
+
     rule: AlertRuleSpec
     version: int
     """0 for a built-in rule nobody has redefined."""
@@ -42,7 +57,14 @@ class RulePublic(BaseModel):
 
 
 class RulesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rules": [RULE]}]})
+
     rules: list[RulePublic]
+
+
+INVALID_RULE = examples.error(
+    "the condition or a channel is not valid; the message says why", "an email channel needs recipients in 'to'"
+)
 
 
 def _checked(spec: AlertRuleSpec, default_cooldown_s: float) -> AlertRuleSpec:
@@ -99,8 +121,9 @@ async def _define(state: Any, tenant: str, spec: AlertRuleSpec) -> RulePublic:
 
 @router.post(
     "/rules", response_model=RulePublic, status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "a rule of that name exists: PUT to change it"},
-               422: {"description": "the condition or a channel is not valid; the message says why"}},
+    responses={409: examples.error("a rule of that name exists: PUT to change it",
+                                   "rule 'slack-failing' exists: PUT /rules/slack-failing to change it"),
+               422: INVALID_RULE},
 )  # fmt: skip
 async def create_rule(spec: AlertRuleSpec, state: State, tenant: Tenant) -> RulePublic:
     """Define a new rule (an `AlertRuleDefined` event); the alert agent picks it up from the log."""
@@ -110,7 +133,7 @@ async def create_rule(spec: AlertRuleSpec, state: State, tenant: Tenant) -> Rule
     return await _define(state, tenant, spec)
 
 
-@router.put("/rules/{name}", response_model=RulePublic, responses={422: {"description": "invalid rule"}})
+@router.put("/rules/{name}", response_model=RulePublic, responses={422: INVALID_RULE})
 async def replace_rule(name: RuleName, spec: AlertRuleSpec, state: State, tenant: Tenant) -> RulePublic:
     """Define a new version of a rule (or redefine a built-in one)."""
     if spec.name != name:
@@ -119,7 +142,8 @@ async def replace_rule(name: RuleName, spec: AlertRuleSpec, state: State, tenant
 
 
 @router.delete(
-    "/rules/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "no such rule"}}
+    "/rules/{name}", status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: examples.error("no such rule", "no defined rule 'slack-failing'")},
 )
 async def delete_rule(name: RuleName, state: State, tenant: Tenant) -> Response:
     """Delete a defined rule; a redefined built-in rule returns to its defaults (disable it with `enabled: false`)."""
@@ -135,6 +159,11 @@ async def delete_rule(name: RuleName, state: State, tenant: Tenant) -> Response:
 
 
 class SilenceRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "matchers": {"workflow": "important-email-*"}, "duration_s": 14400, "starts_at": "2026-03-02T22:00:00Z",
+        "comment": "Slack maintenance window", "created_by": "maria@acme",
+    }]})  # fmt: skip
+
     matchers: dict[str, str] = Field(min_length=1, description="label -> glob, e.g. {'workflow': 'billing-*'}")
     duration_s: float = Field(gt=0, le=30 * 86400, description="How long from now (or from starts_at).")
     starts_at: datetime | None = None
@@ -161,6 +190,10 @@ async def create_silence(body: SilenceRequest, state: State, tenant: Tenant) -> 
 
 
 class SilencesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "silences": SilencePayload.model_config["json_schema_extra"]["examples"]  # type: ignore[index]
+    }]})  # fmt: skip
+
     silences: list[SilencePayload]
 
 
@@ -172,6 +205,10 @@ async def list_silences(state: State, tenant: Tenant) -> SilencesPublic:
 
 
 class BacktestRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"rule": EXAMPLE_RULE, "start": "2026-03-01T00:00:00Z", "end": "2026-03-02T00:00:00Z"}
+    ]})  # fmt: skip
+
     rule: AlertRuleSpec
     start: datetime
     end: datetime
@@ -187,6 +224,13 @@ class BacktestAlertPublic(BaseModel):
 
 
 class BacktestPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "rule": EXAMPLE_RULE, "series": 1, "ticks_evaluated": 1440,
+        "alerts": [{"key": "slack-failing|service=slack", "fired_at": "2026-03-01T14:02:00Z",
+                    "resolved_at": "2026-03-01T14:31:00Z", "first_value": 0.12, "peak_value": 0.44,
+                    "notifications": 1}],
+    }]})  # fmt: skip
+
     rule: AlertRuleSpec
     series: int
     ticks_evaluated: int
@@ -236,6 +280,8 @@ async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> 
 
 
 class AlertPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ALERT]})
+
     alert_id: str
     state: str
     rule: str
@@ -254,6 +300,8 @@ class AlertPublic(BaseModel):
 
 
 class AlertsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"alerts": [ALERT]}]})
+
     alerts: list[AlertPublic]
 
 
@@ -279,6 +327,13 @@ async def list_alerts(
 
 
 class RaiseAlertRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "alert_id": "crm-sync-backlog", "rule": "crm-backlog", "severity": "high",
+        "labels": {"workflow": examples.WORKFLOW_ID, "source": "crm-monitor"},
+        "annotations": {"summary": "CRM sync is 40 minutes behind"}, "value": 2400,
+        "channels": [{"type": "log"}, {"type": "email", "to": ["oncall@example.com"]}],
+    }]})  # fmt: skip
+
     alert_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)
     """Your id for the alert: send it again with ``status: resolved`` to end it. Generated when omitted."""
     rule: str = Field(default="manual", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)
@@ -292,6 +347,8 @@ class RaiseAlertRequest(BaseModel):
 
 
 class RaisedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"alert_id": "crm-sync-backlog", "status": "firing"}]})
+
     alert_id: str
     status: str
 

@@ -11,9 +11,10 @@ write-only too.
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from api.routes.runs import IdPath
 from domain.oauth import problems
@@ -22,6 +23,12 @@ router = APIRouter(prefix="/api/credentials", tags=["credentials"])
 
 
 class CredentialIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"secret": {"token": "<your Asana personal access token>"}},
+        {"secret": {"refresh_token": "<refresh token>", "client_id": "<client id>",
+                    "client_secret": "<client secret>", "token_url": "https://oauth2.googleapis.com/token"}},
+    ]})  # fmt: skip
+
     secret: Annotated[
         dict[str, str],
         Field(
@@ -37,10 +44,13 @@ class CredentialIn(BaseModel):
 
 
 class CredentialIdsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"credential_ids": ["asana-team", "slack-workspace"]}]})
+
     credential_ids: list[str]
 
 
-@router.put("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT, responses={422: {"description": "invalid"}})
+@router.put("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT, responses={422: examples.error(
+    "not a usable secret", "token_url must be an http(s) URL")})
 async def put_credential(credential_id: IdPath, body: CredentialIn, state: State, tenant: Tenant) -> Response:
     """Create or replace a credential (write-only: it can be used and deleted, never read back)."""
     wrong = problems(body.secret)
@@ -55,7 +65,8 @@ async def list_credentials(state: State, tenant: Tenant) -> CredentialIdsPublic:
     return CredentialIdsPublic(credential_ids=await run_in_threadpool(state.credentials.ids, tenant))
 
 
-@router.delete("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "unknown"}})
+@router.delete("/{credential_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: examples.error(
+    "unknown", "credential 'asana-team' not found")})
 async def delete_credential(credential_id: IdPath, state: State, tenant: Tenant) -> Response:
     if not await run_in_threadpool(state.credentials.delete, tenant, credential_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"credential '{credential_id}' not found")

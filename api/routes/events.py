@@ -5,8 +5,9 @@ from typing import Any
 import orjson
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from api import examples
 from api.deps import State, Tenant
 from api.state import AppState
 from projections import queries
@@ -19,10 +20,14 @@ MAX_BATCH = 10_000
 
 
 class AcceptedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 3}]})
+
     accepted: int
 
 
 class EventCountPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tenant_id": examples.TENANT, "events": 48213}]})
+
     tenant_id: str
     events: int
 
@@ -47,7 +52,11 @@ _BODY_DOC: dict[str, Any] = {
                             },
                         },
                     ]
-                }
+                },
+                "examples": {
+                    "one": {"summary": "one event", "value": examples.STEP_SUCCEEDED},
+                    "batch": {"summary": "a batch (all published or none)", "value": {"events": examples.RUN_EVENTS}},
+                },
             }
         },
     }
@@ -60,10 +69,15 @@ _BODY_DOC: dict[str, Any] = {
     response_model=AcceptedPublic,
     openapi_extra=_BODY_DOC,
     responses={
-        403: {"description": "an event names another tenant"},
-        413: {"description": "more than 10,000 events"},
-        422: {"description": "invalid items, each with its index and reason; none published"},
-        503: {"description": "the broker did not acknowledge; nothing may be assumed accepted"},
+        403: examples.error("an event names another tenant",
+                            {"message": "this key writes only tenant 'acme'; none was accepted", "indexes": [2]}),
+        413: examples.error("more than 10,000 events", "12000 events; at most 10000 per request"),
+        422: examples.error("invalid items, each with its index and reason; none published", {
+            "message": "1 of 3 events are invalid; none was accepted",
+            "errors": [{"index": 1, "reason": "payload.duration_ms: Input should be greater than or equal to 0"}],
+        }),
+        503: examples.error("the broker did not acknowledge; nothing may be assumed accepted",
+                            "broker unavailable: KafkaConnectionError"),
     },
 )
 async def ingest(request: Request, state: State, tenant: Tenant) -> AcceptedPublic:

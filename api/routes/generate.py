@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from domain.dag import DefinitionError, plan_definition
 from domain.generation import MAX_INPUT_CHARS, GenerationError, History, generate
@@ -40,7 +41,10 @@ def _history_of(state: Any, tenant: str) -> tuple[History, Patterns]:
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "user_input": "when an important email arrives, create an Asana task and notify the team on Slack",
+        "user_id": "maria@acme",
+    }]})  # fmt: skip
 
     user_input: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_INPUT_CHARS)]
     """What the workflow should do, in plain words."""
@@ -54,6 +58,33 @@ class GenerateRequest(BaseModel):
 
 
 class GeneratedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "workflow": {
+            "name": "when an important email arrives, create an Asana ...",
+            "description": "when an important email arrives, create an Asana task and notify the team on Slack",
+            "trigger": {"service": "email", "event": "send_ifttt_an_email_tagged",
+                        "filter": 'trigger.importance == "high"'},
+            "steps": [
+                {"id": "asana", "service": "asana", "action": "task", "params": {"name": "{{ trigger.subject }}"}},
+                {"id": "slack", "service": "slack", "action": "new_message", "params": {"text": "{{ trigger.body }}"}},
+            ],
+        },
+        "suggested_id": "email-to-asana-to-slack", "order": ["asana", "slack"],
+        "services": [
+            {"service": "email", "role": "trigger", "confidence": 0.9, "function": "send_ifttt_an_email_tagged"},
+            {"service": "asana", "role": "action", "confidence": 0.9, "function": "task"},
+            {"service": "slack", "role": "action", "confidence": 0.9, "function": "new_message"},
+        ],
+        "confidence": 0.81, "alternatives": [],
+        "explanation": [
+            "trigger: Email 'send_ifttt_an_email_tagged'", "only when 'important': trigger.importance == \"high\"",
+            "step asana: Asana 'task'", "step slack: Slack 'new_message'",
+            "asana, slack do not depend on each other and run in parallel",
+        ],
+        "missing_params": {}, "templates": [], "detector": "learned", "history_services": 4,
+        "user_id": "maria@acme", "elapsed_ms": 3.42,
+    }]})  # fmt: skip
+
     workflow: dict[str, Any]
     """A definition `POST /api/workflows` accepts (add an `id`)."""
     suggested_id: str
@@ -77,7 +108,8 @@ class GeneratedPublic(BaseModel):
 @router.post(
     "/generate",
     response_model=GeneratedPublic,
-    responses={422: {"description": "the text names nothing to do, or the request is malformed"}},
+    responses={422: examples.error("the text names nothing to do, or the request is malformed", {
+        "message": "no service or action found in the text", "detected": {"services": [], "conditions": []}})},
 )
 async def generate_workflow(body: GenerateRequest, state: State, tenant: Tenant) -> GeneratedPublic:
     """A workflow definition from a sentence: services, functions, conditions, order, and why."""

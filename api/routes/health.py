@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant, tenant_for
 from api.state import AppState
 from domain import health as health_score
@@ -48,6 +49,25 @@ class SubjectHealthPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tenant": examples.TENANT, "scope": "workflow", "start": "2026-03-02T08:30:00Z", "end": "2026-03-02T09:30:00Z",
+        "baseline_start": "2026-03-01T08:30:00Z", "baseline_end": "2026-03-02T08:30:00Z",
+        "subjects": [{
+            "scope": "workflow", "key": examples.WORKFLOW_ID, "score": 71.5, "status": "degraded",
+            "reason": "success rate 0.91 (baseline 0.99)",
+            "components": [
+                {"name": "success_rate", "value": 0.91, "weight": 40, "points_lost": 20.0,
+                 "explanation": "91% of runs succeeded; the baseline was 99%"},
+                {"name": "latency", "value": 1.6, "weight": 20, "points_lost": 6.0,
+                 "explanation": "p95 1840 ms is 1.6 x the baseline's 1150 ms"},
+                {"name": "alerts", "value": 1, "weight": 20, "points_lost": 2.5,
+                 "explanation": "1 alert firing (high)"},
+            ],
+            "firing_alerts": [{"alert_id": "a-5f0c9e1d2b7a", "rule": "slack-failing", "severity": "high",
+                               "since": "2026-03-02T09:17:00Z"}],
+        }],
+    }]})  # fmt: skip
+
     tenant: str
     scope: HealthScope
     start: datetime
@@ -74,6 +94,18 @@ class InsightPublic(BaseModel):
 
 
 class InsightsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tenant": examples.TENANT, "workflow": examples.WORKFLOW_ID,
+        "start": "2026-03-02T08:30:00Z", "end": "2026-03-02T09:30:00Z",
+        "insights": [{
+            "kind": "rate_limited", "severity": "warning",
+            "subject": {"workflow_id": examples.WORKFLOW_ID, "step_id": "notify-team", "service": "slack"},
+            "message": "slack answered 429 to 12% of calls: lower concurrency or spread the runs",
+            "evidence": {"calls": 420, "rate_limited": 51, "share": 0.121},
+            "start": "2026-03-02T08:30:00Z", "end": "2026-03-02T09:30:00Z",
+        }],
+    }]})  # fmt: skip
+
     tenant: str
     workflow: str | None
     start: datetime

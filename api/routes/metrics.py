@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant, tenant_for
 from domain.windows import WindowSummary, window_start
 from projections import metric_queries
@@ -42,7 +43,23 @@ class SeriesPublic(BaseModel):
     """The base window still open, from the projected step and run rows (live, incomplete)."""
 
 
+WINDOW: dict[str, Any] = {
+    "window_start": "2026-03-02T09:14:00Z", "window_end": "2026-03-02T09:15:00Z", "count": 42, "successes": 39,
+    "failures": 3, "error_rate": 0.0714, "latency_p50_ms": 598.0, "latency_p95_ms": 1210.0, "latency_p99_ms": 1675.0,
+    "cost_sum": 0.0, "throughput_per_s": 0.7, "late_events": 0,
+}  # fmt: skip
+
+
 class MetricsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tenant": examples.TENANT, "scope": "service", "window_s": 60.0, "base_window_s": 60.0,
+        "start": "2026-03-02T09:14:00Z", "end": "2026-03-02T09:16:00Z",
+        "series": [{"key": "slack", "service": "slack", "windows": [WINDOW],
+                    "open_window": {**WINDOW, "window_start": "2026-03-02T09:15:00Z",
+                                    "window_end": "2026-03-02T09:16:00Z", "count": 18, "successes": 18,
+                                    "failures": 0, "error_rate": 0.0, "throughput_per_s": 0.3}}],
+    }]})  # fmt: skip
+
     tenant: str
     scope: Scope
     window_s: float
@@ -68,6 +85,15 @@ class AnomalyPublic(BaseModel):
 
 
 class AnomaliesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tenant": examples.TENANT, "anomalies": [{
+        "event_id": "4c3b2a19-0f8e-5d7c-8b6a-59483726150f", "detected_at": "2026-03-02T09:15:02.310Z",
+        "scope": "workflow", "key": examples.WORKFLOW_ID, "metric": "latency_p95_ms",
+        "series": f"workflow:{examples.WORKFLOW_ID}:latency_p95_ms", "value": 4210.0, "score": 0.97,
+        "expected_low": 900.0, "expected_high": 1500.0,
+        "explanation": "latency_p95_ms 4210 is above the expected 900-1500 (score 0.97)",
+        "window_start": "2026-03-02T09:14:00Z",
+    }]}]})  # fmt: skip
+
     tenant: str
     anomalies: list[AnomalyPublic]
 

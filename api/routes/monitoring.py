@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from api.state import AppState
 from projections import queries
@@ -34,6 +35,18 @@ class TopicLagPublic(BaseModel):
 
 
 class StatusPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "ok", "checked_at": "2026-03-02T09:30:00.120Z",
+        "broker": {"status": "ok", "detail": {"brokers": 1, "topics": 14}},
+        "clickhouse": {"status": "ok", "detail": {"embedded": True}},
+        "workers": {"status": "ok", "detail": {"workers": [
+            {"worker_id": "executor-1", "role": "executor", "last_seen": "2026-03-02T09:29:58.004Z", "age_s": 2.1}]}},
+        "projector": {"status": "ok", "detail": {"hosted": True, "group_id": "flowledger-projector",
+                                                 "records": 48213, "dead_letters": 1, "last_error": None}},
+        "consumer_lag": [{"topic": "workflow-events", "position": 48213, "highwater": 48213, "lag": 0,
+                          "seconds_since_last_record": 0.8}],
+    }]})  # fmt: skip
+
     status: Literal["ok", "degraded", "down"]
     checked_at: datetime
     broker: ComponentPublic
@@ -43,7 +56,7 @@ class StatusPublic(BaseModel):
     consumer_lag: list[TopicLagPublic]
 
 
-@router.get("/healthz", tags=["health"])
+@router.get("/healthz", tags=["health"], responses={200: {"content": {examples.JSON: {"example": {"status": "ok"}}}}})
 async def healthz() -> dict[str, str]:
     """Liveness: the API process answers. Needs no key."""
     return {"status": "ok"}

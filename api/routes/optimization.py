@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant, tenant_for
 from api.routes.workflows import WorkflowPublic, define
 from api.state import AppState
@@ -19,6 +20,7 @@ from domain.optimization import MIN_RUNS, Analysis, analyze, synthetic_runs
 from projections import optimization_queries, queries
 from schemas.envelope import Identifier, new_event_id
 from schemas.optimization import OptimizationAnalyzed, OptimizationAnalyzedPayload, Recommendation, Strategy
+from schemas.workflows import EXAMPLE_DEFINITION as DEFINITION
 from schemas.workflows import WorkflowDefinition
 
 router = APIRouter(prefix="/api/workflows/optimization", tags=["optimization"])
@@ -30,7 +32,7 @@ HISTORY_DAYS = 7
 class AnalyzeRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"workflow_id": "lead-intake", "strategy": "performance"}]},
+        json_schema_extra={"examples": [{"workflow_id": examples.WORKFLOW_ID, "strategy": "performance"}]},
     )
 
     workflow_id: Identifier | None = None
@@ -55,7 +57,29 @@ class AnalyzeRequest(BaseModel):
         return self
 
 
+RECOMMENDATION: dict[str, Any] = {
+    "kind": "retry", "step_ids": ["notify-team"],
+    "rationale": "slack answered 429 to 8% of notify-team's attempts: back off from 30 s, as Retry-After asks",
+    "evidence": {"runs": 200, "attempts": 231, "rate_limited": 19, "retry_after_s_p50": 30.0},
+    "estimated_effect": {"success_rate": {"before": 0.955, "after": 0.995, "low": 0.985, "high": 1.0},
+                         "score": 0.2113, "replayed_runs": 200, "history": "recorded"},
+    "applied": True,
+}  # fmt: skip
+
+
 class AnalysisPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "analysis_id": "8d0e6b1a-2c3f-4a5b-9c8d-7e6f5a4b3c2d", "workflow_id": examples.WORKFLOW_ID,
+        "strategy": "performance", "weights": {"duration": 1.0, "cost": 0.1, "success": 0.5},
+        "definition_version": 2, "history": "recorded", "recommendations": [RECOMMENDATION],
+        "optimized_definition": {**DEFINITION, "steps": [
+            DEFINITION["steps"][0],
+            {**DEFINITION["steps"][1], "retry": {"initial_interval_s": 30, "maximum_attempts": 5}},
+        ]},
+        "prediction": {"replayed_runs": 200, "history": "recorded", "cost_source": "recorded",
+                       "recorded_p50_ms": 1398.5, "p50_ms": {"before": 1402.0, "after": 921.0}},
+    }]})  # fmt: skip
+
     analysis_id: str
     workflow_id: str | None
     strategy: str
@@ -75,7 +99,11 @@ class AnalysisPublic(BaseModel):
     "/analyze",
     response_model=AnalysisPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"description": "no such workflow"}, 422: {"description": "not a valid definition"}},
+    responses={
+        404: examples.error("no such workflow", f"workflow '{examples.WORKFLOW_ID}' not found"),
+        422: examples.error("not a valid definition", {"message": "the definition is not a valid workflow",
+                                                       "problems": ["steps 'a' and 'b' need each other"]}),
+    },
 )
 async def analyze_workflow(body: AnalyzeRequest, state: State, tenant: Tenant) -> AnalysisPublic:
     """Recommend changes, priced by replaying the workflow's recorded runs under the changed definition.
@@ -159,6 +187,12 @@ def _public(analysis_id: str, workflow_id: str | None, version: int | None, a: A
 
 
 class ResultsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [{
+        "analysis_id": "8d0e6b1a-2c3f-4a5b-9c8d-7e6f5a4b3c2d", "workflow_id": examples.WORKFLOW_ID,
+        "analysed_at": "2026-03-02T10:00:00.000Z", "strategy": "performance", "draft": False,
+        "definition_version": 2, "history": "recorded", "recommendations": [RECOMMENDATION],
+    }]}]})  # fmt: skip
+
     results: list[dict[str, Any]]
 
 
@@ -178,7 +212,9 @@ async def list_results(
 
 
 class ApplyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"analysis_id": "6f1c..."}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"analysis_id": "8d0e6b1a-2c3f-4a5b-9c8d-7e6f5a4b3c2d"}, {"workflow_id": examples.WORKFLOW_ID, "force": True},
+    ]})  # fmt: skip
 
     analysis_id: str | None = Field(default=None, max_length=64)
     """The analysis to apply; without it, the latest analysis of `workflow_id`."""
@@ -194,6 +230,12 @@ class ApplyRequest(BaseModel):
 
 
 class AppliedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "analysis_id": "8d0e6b1a-2c3f-4a5b-9c8d-7e6f5a4b3c2d",
+        "workflow": WorkflowPublic.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+        "applied": [RECOMMENDATION],
+    }]})  # fmt: skip
+
     analysis_id: str
     workflow: WorkflowPublic
     applied: list[dict[str, Any]]
@@ -204,7 +246,11 @@ class AppliedPublic(BaseModel):
     "/apply",
     response_model=AppliedPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"description": "no such analysis"}, 409: {"description": "nothing to apply, or stale"}},
+    responses={
+        404: examples.error("no such analysis", "no such analysis (it may not be projected yet: retry)"),
+        409: examples.error("nothing to apply, or stale", "the analysis was of version 2, the workflow is at "
+                            "version 3: analyse again, or send force=true"),
+    },
 )
 async def apply_analysis(body: ApplyRequest, state: State, tenant: Tenant) -> AppliedPublic:
     """Define the analysis's optimized definition as the workflow's next version."""

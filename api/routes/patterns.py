@@ -4,9 +4,10 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant, tenant_for
 from domain.patterns import mine
 from projections import queries
@@ -15,6 +16,16 @@ router = APIRouter(prefix="/api/workflows", tags=["generation"])
 
 
 class PatternsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tenant_id": examples.TENANT, "workflows": 14, "min_support": 2,
+        "pairs": [{"trigger": "gmail", "action": "slack", "workflows": 5, "runs": 1840}],
+        "sequences": [{"services": ["gmail", "asana", "slack"], "workflows": 3}],
+        "templates": [{"trigger": "gmail", "actions": ["asana", "slack"], "workflows": 3,
+                       "example": examples.WORKFLOW_ID}],
+        "failure_points": [{"service": "slack", "action": "post_to_channel", "failures": 37, "attempts": 1840,
+                            "rate": 0.0201, "top_error": "rate_limited"}],
+    }]})  # fmt: skip
+
     tenant_id: str
     workflows: int
     """Workflows mined (their current definitions)."""

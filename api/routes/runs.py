@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from projections import queries
 from projections.views import DeadLetterView, RunPage, RunStatus, RunSummary, RunView
@@ -16,6 +17,7 @@ from schemas.workflows import CancelRun, ReasonPayload, RetryRun, RetryStep, Ret
 router = APIRouter(tags=["runs"])
 
 IdQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+NOT_FOUND = examples.error("no such run", f"run '{examples.RUN_ID}' not found")
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 
 
@@ -29,7 +31,7 @@ async def get_runs(
     return await run_in_threadpool(queries.get_run_summaries, state.warehouse, tenant, run_ids)
 
 
-@router.get("/api/runs/{run_id}", response_model=RunView, responses={404: {"description": "no such run"}})
+@router.get("/api/runs/{run_id}", response_model=RunView, responses={404: NOT_FOUND})
 async def get_run(run_id: IdPath, state: State, tenant: Tenant) -> RunView:
     """A run's status and timings, and each step with attempts, duration and last error."""
     run = await run_in_threadpool(queries.get_run, state.warehouse, tenant, run_id)
@@ -39,12 +41,18 @@ async def get_run(run_id: IdPath, state: State, tenant: Tenant) -> RunView:
 
 
 class RetryRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"step_id": "notify-team", "reason": "Slack rate limit lifted"}, {"reason": "Asana was down"},
+    ]})  # fmt: skip
+
     step_id: str | None = None
     """Retry only this step (`RetryStep`); the whole failed run (`RetryRun`) when omitted."""
     reason: str | None = None
 
 
 class CommandAcceptedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": "RetryStep", "run_id": examples.RUN_ID}]})
+
     accepted: str
     run_id: str
 
@@ -53,7 +61,9 @@ class CommandAcceptedPublic(BaseModel):
     "/api/runs/{run_id}/cancel",
     response_model=CommandAcceptedPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "no such run"}, 409: {"description": "the run has already ended"}},
+    responses={404: NOT_FOUND, 409: examples.error(
+        "the run has already ended", f"run '{examples.RUN_ID}' is succeeded; only a running run can be cancelled"
+    )},
 )
 async def cancel_run(run_id: IdPath, state: State, tenant: Tenant) -> CommandAcceptedPublic:
     """Stop a running run: no new step starts and in-flight attempts are abandoned."""
@@ -72,7 +82,9 @@ async def cancel_run(run_id: IdPath, state: State, tenant: Tenant) -> CommandAcc
     "/api/runs/{run_id}/retry",
     response_model=CommandAcceptedPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "no such run"}, 409: {"description": "the run has not failed"}},
+    responses={404: NOT_FOUND, 409: examples.error(
+        "the run has not failed", f"run '{examples.RUN_ID}' is running; only a failed run can be retried"
+    )},
 )
 async def retry_run(
     run_id: IdPath, state: State, tenant: Tenant, body: RetryRequest | None = None

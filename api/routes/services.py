@@ -1,10 +1,11 @@
 """The service catalog: what a trigger or step can name, with its functions, auth, latency and cost."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from api import examples
 from api.deps import Tenant
 from domain.catalog import CATEGORIES, AuthType, Service, load_catalog
 
@@ -23,7 +24,23 @@ class FunctionPublic(BaseModel):
     params: list[ParamPublic]
 
 
+ASANA: dict[str, Any] = {
+    "id": "asana", "name": "Asana", "category": "project-management", "auth": "oauth2", "aliases": [],
+    "misspellings": ["assana", "asanna", "asna"], "keywords": [], "latency_ms": 600.0, "cost_usd": 0.0,
+    "common_word": False,
+    "triggers": [{"name": "task", "description": "Fires when a task is added or changes in Asana.",
+                  "params": [{"name": "project", "type": "string", "required": False}]}],
+    "actions": [{"name": "task", "description": "Creates or updates a task in Asana.",
+                 "params": [{"name": "project", "type": "string", "required": False},
+                            {"name": "name", "type": "string", "required": True},
+                            {"name": "due_date", "type": "datetime", "required": False},
+                            {"name": "assignee", "type": "string", "required": False}]}],
+}  # fmt: skip
+
+
 class ServicePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ASANA]})
+
     id: str
     name: str
     category: str
@@ -39,6 +56,10 @@ class ServicePublic(BaseModel):
 
 
 class ServicesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"count": 1, "categories": ["chat", "email", "project-management"], "services": [ASANA]}
+    ]})  # fmt: skip
+
     count: int
     categories: list[str]
     services: list[ServicePublic]
@@ -63,7 +84,9 @@ async def list_services(
     return ServicesPublic(count=len(found), categories=list(CATEGORIES), services=[_public(s) for s in found])
 
 
-@router.get("/{service_id}", response_model=ServicePublic, responses={404: {"description": "unknown service"}})
+@router.get("/{service_id}", response_model=ServicePublic, responses={404: examples.error(
+    "unknown service", "unknown service 'asanna-pro': GET /api/services?q=asanna-pro lists services with a similar name"
+)})
 async def get_service(_: Tenant, service_id: Annotated[str, Path(max_length=128)]) -> ServicePublic:
     """One service by id; an alias (`gcal`, `you-tube`) answers with the service it names."""
     service = load_catalog().resolve(service_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant, tenant_for
 from domain.troubleshooting import MAX_LINE_CHARS, MAX_LINES, Request, analyze
 from projections import troubleshooting_queries as queries
@@ -19,7 +20,12 @@ LogLine = Annotated[str, StringConstraints(max_length=MAX_LINE_CHARS)]
 
 
 class AnalyzeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "workflow_id": examples.WORKFLOW_ID,
+        "error_logs": ["slack: 429 Too Many Requests: rate limited, retry after 30s",
+                       "asana: 401 Unauthorized: token expired"],
+        "user_id": "maria@acme", "window_s": 3600,
+    }]})  # fmt: skip
 
     workflow_id: Identifier
     error_logs: list[LogLine] = Field(default_factory=list, max_length=MAX_LINES)
@@ -30,6 +36,23 @@ class AnalyzeRequest(BaseModel):
 
 
 class SessionPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "session_id": "ts-3b9d2f7a1c4e8d06", "workflow_id": examples.WORKFLOW_ID, "status": "open",
+        "summary": f"{examples.WORKFLOW_ID}: 2 failures; likeliest cause rate_limit (service slack), 90%",
+        "classifications": [{
+            "line": "slack: 429 Too Many Requests: rate limited, retry after 30s", "error_class": "rate_limited",
+            "confidence": 0.9, "retryable": True, "service": "slack", "retry_after_s": 30.0,
+            "why": "rate_limited (0.90): text 'too many requests' -> rate_limited +3; "
+                   "status '429' -> rate_limited +2.5",
+        }],
+        "causes": [{"cause": "rate_limit", "subject": {"service": "slack"}, "error_class": "rate_limited",
+                    "confidence": 0.9, "role": "cause",
+                    "evidence": {"failures": 12, "calls": 40, "failure_share": 1.0}}],
+        "proposals": [{"action": "lower_concurrency", "automatic": True, "reason": "slack answers 429 on 30% of calls",
+                       "params": {"service": "slack", "factor": 0.5}}],
+        "failures_seen": 12,
+    }]})  # fmt: skip
+
     session_id: str
     workflow_id: str
     status: str
@@ -70,6 +93,14 @@ async def analyze_workflow(body: AnalyzeRequest, state: State, tenant: Tenant) -
 
 
 class SessionsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sessions": [{
+        "session_id": "ts-3b9d2f7a1c4e8d06", "workflow_id": examples.WORKFLOW_ID,
+        "opened_at": "2026-03-02T09:20:00.000Z", "updated_at": "2026-03-02T09:26:31.200Z", "opened_by": "api",
+        "summary": f"{examples.WORKFLOW_ID}: 12 failures; likeliest cause rate_limit (service slack), 90%",
+        "applied": 1, "verified": 1, "failed": 0, "status": "closed",
+        "top_cause": {"cause": "rate_limit", "subject": {"service": "slack"}, "confidence": 0.9, "role": "cause"},
+    }]}]})  # fmt: skip
+
     sessions: list[dict[str, Any]]
 
 
@@ -87,12 +118,24 @@ async def list_sessions(
 
 
 class TimelinePublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"session_id": "ts-3b9d2f7a1c4e8d06", "events": [
+        {"event_id": "c2a1f0e9-8d7c-4b6a-9f5e-4d3c2b1a0f9e", "type": "SessionOpened",
+         "occurred_at": "2026-03-02T09:20:00.000Z", "workflow_id": examples.WORKFLOW_ID, "causation_id": None,
+         "payload": {"session_id": "ts-3b9d2f7a1c4e8d06", "seq": 0, "trigger": "api"}},
+        {"event_id": "d3b2a1f0-9e8d-4c7b-8a6f-5e4d3c2b1a0f", "type": "RootCauseRanked",
+         "occurred_at": "2026-03-02T09:20:00.000Z", "workflow_id": examples.WORKFLOW_ID,
+         "causation_id": "c2a1f0e9-8d7c-4b6a-9f5e-4d3c2b1a0f9e",
+         "payload": {"session_id": "ts-3b9d2f7a1c4e8d06", "seq": 2,
+                     "candidates": [{"cause": "rate_limit", "subject": {"service": "slack"}, "confidence": 0.9}]}},
+    ]}]})  # fmt: skip
+
     session_id: str
     events: list[dict[str, Any]]
 
 
 @router.get(
-    "/sessions/{session_id}", response_model=TimelinePublic, responses={404: {"description": "no such session"}}
+    "/sessions/{session_id}", response_model=TimelinePublic,
+    responses={404: examples.error("no such session", "no session 'ts-3b9d2f7a1c4e8d06'")},
 )
 async def get_session(
     state: State,

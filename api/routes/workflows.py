@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.deps import State, Tenant
 from api.routes.runs import IdPath
 from api.state import AppState
@@ -15,6 +16,7 @@ from domain.dag import DefinitionError, Plan, plan_definition
 from projections import queries
 from projections.views import DefinitionVersion
 from schemas.envelope import Identifier, deterministic_event_id, new_event_id
+from schemas.workflows import EXAMPLE_DEFINITION as DEFINITION
 from schemas.workflows import (
     PauseWorkflow,
     ResumeWorkflow,
@@ -26,15 +28,24 @@ from schemas.workflows import (
 )
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+NOT_FOUND = examples.error("no such workflow", f"workflow '{examples.WORKFLOW_ID}' not found")
 
 
 class WorkflowCreate(WorkflowDefinition):
     """A definition and the id of the workflow it defines."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": examples.WORKFLOW_ID, **DEFINITION}]})
+
     id: Identifier
 
 
 class WorkflowPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "workflow_id": examples.WORKFLOW_ID, "version": 2, "defined_at": "2026-03-01T16:02:44.120Z",
+        "definition": DEFINITION, "dependencies": {"create-task": [], "notify-team": ["create-task"]},
+        "order": ["create-task", "notify-team"], "versions": [1, 2],
+    }]})  # fmt: skip
+
     workflow_id: str
     version: int
     defined_at: datetime
@@ -61,8 +72,10 @@ def _public(workflow_id: str, current: DefinitionVersion, plan: Plan, versions: 
     "",
     response_model=WorkflowPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "identical to the current version; nothing new defined"},
-               422: {"description": "not a valid DAG: every problem is listed"}},
+    responses={200: {"description": "identical to the current version; nothing new defined", "model": WorkflowPublic},
+               422: examples.error("not a valid DAG: every problem is listed", {
+                   "message": "the definition is not a valid workflow",
+                   "problems": ["step 'notify-team' needs 'create-tsk', which is not a step"]})},
 )  # fmt: skip
 async def define_workflow(body: WorkflowCreate, response: Response, state: State, tenant: Tenant) -> WorkflowPublic:
     """Define a workflow, or add a new version of it (a `WorkflowDefined` event)."""
@@ -108,7 +121,7 @@ def same_definition(stored: dict[str, Any], as_json: dict[str, Any]) -> bool:
     return stored == as_json or WorkflowDefinition.model_validate(stored).model_dump(mode="json") == as_json
 
 
-@router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: {"description": "no such workflow"}})
+@router.get("/{workflow_id}", response_model=WorkflowPublic, responses={404: NOT_FOUND})
 async def get_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> WorkflowPublic:
     """The current definition, its dependency plan, and every version number."""
     history = await run_in_threadpool(queries.workflow_definitions, state.warehouse, tenant, workflow_id)
@@ -120,6 +133,11 @@ async def get_workflow(workflow_id: IdPath, state: State, tenant: Tenant) -> Wor
 
 
 class RunRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "trigger": {"subject": "Contract renewal due Friday", "from": "legal@example.com", "importance": "high"},
+        "run_id": examples.RUN_ID,
+    }]})  # fmt: skip
+
     trigger: dict[str, Any] = {}
     """The trigger payload (what templates read as `trigger.*`)."""
     version: int | None = None
@@ -129,6 +147,10 @@ class RunRequest(BaseModel):
 
 
 class RunAcceptedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"run_id": examples.RUN_ID, "workflow_id": examples.WORKFLOW_ID, "version": 2}
+    ]})  # fmt: skip
+
     run_id: str
     workflow_id: str
     version: int
@@ -138,7 +160,7 @@ class RunAcceptedPublic(BaseModel):
     "/{workflow_id}/runs",
     response_model=RunAcceptedPublic,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "no such workflow or version"}},
+    responses={404: examples.error("no such workflow or version", f"workflow '{examples.WORKFLOW_ID}' not found")},
 )
 async def start_run(workflow_id: IdPath, body: RunRequest, state: State, tenant: Tenant) -> RunAcceptedPublic:
     """Start a run (a `StartRun` command carrying the definition it will execute)."""
@@ -166,6 +188,8 @@ async def start_run(workflow_id: IdPath, body: RunRequest, state: State, tenant:
 
 
 class CommandAcceptedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": "PauseWorkflow"}]})
+
     accepted: str
 
 
