@@ -34,6 +34,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from flowledger import progress
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
 from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
@@ -130,7 +131,10 @@ async def measure(bootstrap: str, api: str, n_events: int, samples: int, rate: f
     visible_ms: list[float] = []
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
 
+    produced_bar = progress.bar("produce", len(messages), "msg")
+
     def on_sent(index: int) -> None:
+        produced_bar.update()
         if index in sample_index:
             sent_at[index] = time.perf_counter()
 
@@ -159,15 +163,18 @@ async def measure(bootstrap: str, api: str, n_events: int, samples: int, rate: f
             started = time.perf_counter()
             await paced_send(producer, messages, on_sent, rate)
             produced = time.perf_counter()
+            produced_bar.close()
         say(f"produced in {produced - started:.2f}s; waiting until all are queryable ...")
         # The probe is cheap; the exact count is not, so it is asked only once the
         # last run produced has been seen (and again until it matches).
-        await asyncio.wait_for(probing, 300)
-        while True:
-            count = (await http.get("/api/events/stats")).json()["events"]
-            if count >= total:
-                break
-            await asyncio.sleep(0.02)
+        with progress.bar("queryable", total, "ev") as queryable:
+            await asyncio.wait_for(probing, 300)
+            while True:
+                count = (await http.get("/api/events/stats")).json()["events"]
+                queryable.update(count - queryable.n)
+                if count >= total:
+                    break
+                await asyncio.sleep(0.02)
         projected = time.perf_counter()
         say(f"all {count} queryable after {projected - started:.2f}s")
         status = (await http.get("/api/workflows/monitoring/status")).json()

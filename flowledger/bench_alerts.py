@@ -26,6 +26,7 @@ import httpx
 import orjson
 from aiohttp import web
 
+from flowledger import progress
 from flowledger.bench import percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
@@ -119,7 +120,7 @@ async def measure(bootstrap: str, api: str, alerts: int, window_s: float) -> dic
             await asyncio.sleep(0.5)
         rng = random.Random(5)
         say(f"{alerts} alerts, one workflow failing at a time, at random phases of the {window_s:g} s window ...")
-        for workflow in workflows[1:]:
+        for workflow in progress.bar("alerts", len(workflows) - 1, "alert", iterable=workflows[1:]):
             await asyncio.sleep(rng.uniform(0, window_s))
             failing.add(workflow)
             deadline = time.monotonic() + window_s * 3 + 30

@@ -37,6 +37,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from flowledger import progress
 from flowledger.bench import cpu_seconds, live_children, percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
@@ -85,10 +86,12 @@ class LogReader:
 
     async def read_until(self, run_ids: set[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while not run_ids <= self.finished.keys():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(run_ids - self.finished.keys())} runs did not finish in {timeout_s:.0f}s")
-            await self.poll(200)
+        with progress.bar("runs finished", len(run_ids), "run", when=len(run_ids) > 1) as shown:
+            while not run_ids <= self.finished.keys():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{len(run_ids - self.finished.keys())} runs did not finish in {timeout_s:.0f}s")
+                await self.poll(200)
+                shown.update(len(run_ids & self.finished.keys()) - shown.n)
 
     async def poll(self, timeout_ms: int) -> int:
         """Read what the log has (waiting up to ``timeout_ms``); returns the number of run events read."""
@@ -148,7 +151,7 @@ async def measure(
         async def start_runs(count: int, per_s: float) -> dict[str, datetime]:
             begun: dict[str, datetime] = {}
             t0 = time.perf_counter()
-            for i in range(count):
+            for i in progress.bar("runs started", count, "run", iterable=range(count), when=count > 1):
                 run_id = f"bench-{uuid.uuid4().hex[:12]}"
                 now = datetime.now(UTC)
                 command = StartRun(

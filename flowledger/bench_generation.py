@@ -32,6 +32,7 @@ import orjson
 from domain.catalog import load_catalog
 from domain.generation import GenerationError, generate
 from domain.intent import Detector
+from flowledger import progress
 from flowledger.bench import percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.detect import default_training_file, read_examples
@@ -52,7 +53,7 @@ def _ms(values: list[float]) -> dict[str, float]:
 
 def in_process(texts: list[str], detector: Detector) -> dict[str, Any]:
     detect_ms, generate_ms, refused = [], [], 0
-    for text in texts:
+    for text in progress.bar("in process", len(texts), "text", iterable=texts):
         t0 = time.perf_counter()
         found = detector.detect(text)
         t1 = time.perf_counter()
@@ -79,7 +80,7 @@ async def through_api(api: str, texts: list[str]) -> dict[str, Any]:
         first_ms = (time.perf_counter() - t0) * 1000
         first.raise_for_status()
         client_ms, server_ms, refused = [], [], 0
-        for text in texts:
+        for text in progress.bar("through the API", len(texts), "text", iterable=texts):
             t0 = time.perf_counter()
             r = await http.post("/api/workflows/automation/generate", json={"user_input": text})
             elapsed = (time.perf_counter() - t0) * 1000

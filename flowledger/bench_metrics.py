@@ -30,6 +30,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain.windows import window_start
+from flowledger import progress
 from flowledger.bench import cpu_seconds, percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics
 from flowledger.client import Producer
@@ -140,7 +141,8 @@ async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any
 
         say(f"producing {produced} events ({runs} runs) over {span_min:g} min of event time ...")
         t0 = time.perf_counter()
-        for first in range(0, len(messages), 500):
+        for first in progress.bar("produce", iterable=range(0, len(messages), 500), total=-(-len(messages) // 500),
+                                  unit="chunk"):
             chunk = messages[first : first + 500]
             await producer.send_messages(chunk, on_sent=partial(_stamp, sent_at, first))
             await reader.poll()

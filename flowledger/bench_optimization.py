@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import orjson
 
+from flowledger import progress
 from flowledger.bench_execution import LogReader
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
@@ -186,7 +187,7 @@ async def _run_all(http: httpx.AsyncClient, reader: LogReader, names: list[str],
     started: dict[str, str] = {}
     t0 = time.perf_counter()
     k = 0
-    for i in range(runs):
+    for i in progress.bar("runs started", runs, "round", iterable=range(runs)):
         for name in names:
             started[await _start(http, name, trigger(i))] = name
             k += 1

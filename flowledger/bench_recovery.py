@@ -43,6 +43,7 @@ import orjson
 from domain.error_classifier import classify
 from domain.error_rules import TRANSIENT
 from domain.faults import parse_schedule
+from flowledger import progress
 from flowledger.bench import percentile
 from flowledger.bench_execution import LogReader
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
@@ -125,7 +126,7 @@ async def _drive(api: str, sandbox: str, reader: LogReader, faults: list[dict[st
         t0 = time.perf_counter()
         started: list[str] = []
         names = list(WORKFLOWS)
-        for i in range(runs):
+        for i in progress.bar("runs started", runs, "run", iterable=range(runs)):
             started.append(await _start(http, names[i % len(names)]))
             delay = t0 + (i + 1) / rate - time.perf_counter()
             if delay > 0:
@@ -163,12 +164,14 @@ async def _settle(reader: LogReader, run_ids: set[str], timeout_s: float = 600.0
     """Read the log until every run has ended and no run event arrived for ``QUIET_S``."""
     deadline = time.monotonic() + timeout_s
     last_change = time.monotonic()
-    while time.monotonic() < deadline:
-        if await reader.poll(500):
-            last_change = time.monotonic()
-        ended = all(_final(reader.events.get(r, [])) for r in run_ids)
-        if ended and time.monotonic() - last_change > QUIET_S:
-            return
+    with progress.bar("runs ended", len(run_ids), "run") as shown:
+        while time.monotonic() < deadline:
+            if await reader.poll(500):
+                last_change = time.monotonic()
+            ended = sum(bool(_final(reader.events.get(r, []))) for r in run_ids)
+            shown.update(ended - shown.n)
+            if ended == len(run_ids) and time.monotonic() - last_change > QUIET_S:
+                return
     raise RuntimeError("runs did not settle")
 
 

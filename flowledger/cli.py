@@ -12,6 +12,9 @@ from flowledger.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowledger", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (they are drawn only when stderr is a terminal)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the embedded stack in the foreground")
     up.add_argument("--demo", action="store_true", help="also start sandbox services and run demo workflows")
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     add_detection_parsers(sub, evaluations)
 
     args = parser.parse_args(argv)
+    from flowledger import progress
+
+    progress.configure(enabled=not args.no_progress)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -210,6 +216,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from flowledger import progress
     from projections import replay
     from projections.warehouse import Warehouse
 
@@ -219,10 +226,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if source == "auto":
         holds = settings.kafka_bootstrap_servers and asyncio.run(replay.kafka_holds_whole_log(settings.bootstrap))
         source = "kafka" if holds else "archive"
-    if source == "kafka":
-        count = asyncio.run(replay.replay_from_kafka(warehouse, settings.bootstrap))
-    else:
-        count = replay.replay_from_archive(warehouse)
+    with progress.bar(f"replay from {source}", unit="msg" if source == "kafka" else "table") as shown:
+
+        def advance(done: int, total: int | None) -> None:
+            shown.total = total
+            shown.update(done - shown.n)
+
+        if source == "kafka":
+            count = asyncio.run(replay.replay_from_kafka(warehouse, settings.bootstrap, on_progress=advance))
+        else:
+            count = replay.replay_from_archive(warehouse, on_progress=advance)
     print(f"replayed {count} records from {source}")
     return 0
 

@@ -20,6 +20,7 @@ from typing import Any
 from domain.anomaly import DetectorConfig, SeriesDetector
 from domain.latency import PROJECT_DIR, find_shared_data
 from domain.nab import PROFILES, CorpusResult, Labelled, Profile, profiles_from_json, score_corpus, window_spans
+from flowledger import progress
 
 NAB_DIR = Path("nab")  # under the shared data directory: data/, labels/, profiles.json
 LABELS_FILE = Path("labels") / "combined_windows.json"
@@ -97,19 +98,26 @@ def run_detector(data_dir: Path, out_dir: Path, config: DetectorConfig | None = 
     """Write scored copies of every series; return (points, seconds spent in the detector)."""
     config = config or DetectorConfig()
     points, spent = 0, 0.0
-    for series in read_corpus(data_dir):
-        started = time.perf_counter()
-        scores = detect(series, config)
-        spent += time.perf_counter() - started
-        points += len(scores)
-        target = out_dir / series.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["timestamp", "value", "anomaly_score"])
-            for stamp, value, score in zip(series.timestamps, series.values, scores, strict=True):
-                writer.writerow([stamp.isoformat(sep=" "), repr(value), repr(score)])
+    names = csv_files(data_dir)
+    with progress.bar("score series", len(names), "file") as shown:
+        for name in names:
+            series = read_series(data_dir, name)
+            started = time.perf_counter()
+            scores = detect(series, config)
+            spent += time.perf_counter() - started
+            points += len(scores)
+            write_scores(out_dir / series.name, series, scores)
+            shown.update()
     return points, spent
+
+
+def write_scores(target: Path, series: Series, scores: list[float]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["timestamp", "value", "anomaly_score"])
+        for stamp, value, score in zip(series.timestamps, series.values, scores, strict=True):
+            writer.writerow([stamp.isoformat(sep=" "), repr(value), repr(score)])
 
 
 def labelled(series: Iterable[Series], windows: dict[str, list[tuple[datetime, datetime]]]) -> list[Labelled]:

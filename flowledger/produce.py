@@ -5,7 +5,8 @@ from pathlib import Path
 
 import orjson
 
-from flowledger.client import Producer
+from flowledger import progress
+from flowledger.client import Producer, pack
 from schemas.envelope import Envelope
 from schemas.registry import validate_item
 
@@ -14,8 +15,9 @@ def read_records(path: Path) -> tuple[list[Envelope], list[str]]:
     """Records from a JSON Lines file, and one message per bad line (1-based)."""
     records: list[Envelope] = []
     errors: list[str] = []
-    with path.open("rb") as lines:
+    with path.open("rb") as lines, progress.bar(f"validate {path.name}", path.stat().st_size, "B") as shown:
         for number, line in enumerate(lines, start=1):
+            shown.update(len(line))
             if not line.strip():
                 continue
             try:
@@ -37,7 +39,9 @@ async def produce_file(bootstrap: str, path: Path, *, skip_invalid: bool = False
     if errors and not skip_invalid:
         print(f"{len(errors)} invalid lines; nothing published (use --skip-invalid)", file=sys.stderr)
         return 2
+    messages = pack(records)
     async with Producer(bootstrap) as producer:
-        await producer.send(records)
+        with progress.bar("publish", len(messages), "msg") as shown:
+            await producer.send_messages(messages, on_sent=lambda _index: shown.update())
     print(f"published {len(records)} records" + (f", skipped {len(errors)} invalid" if errors else ""))
     return 0

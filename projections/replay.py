@@ -13,6 +13,7 @@ Derived tables are truncated first, then refilled in batches.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,16 +48,25 @@ def truncate_derived(wh: Warehouse) -> None:
         wh.command(f"TRUNCATE TABLE IF EXISTS {table}")  # noqa: S608 - fixed table names
 
 
-def replay_from_archive(wh: Warehouse) -> int:
+Progress = Callable[[int, int | None], None]
+"""``on_progress(done, total)``: tables rebuilt, or Kafka messages read (total once every partition's end is known)."""
+
+
+def _quiet(done: int, total: int | None) -> None:
+    pass
+
+
+def replay_from_archive(wh: Warehouse, *, on_progress: Progress = _quiet) -> int:
     """Rebuild the derived tables from ``events`` with the views' own queries.
 
     The SELECT of each materialized view is read back from ClickHouse, so the
     rebuild and the live projection cannot drift apart. Returns archived records.
     """
     truncate_derived(wh)
-    for table, view in DERIVING_VIEWS.items():
+    for done, (table, view) in enumerate(DERIVING_VIEWS.items(), start=1):
         [(select,)] = wh.query(SELECT_VIEW_QUERY, {"view": view})
         wh.command(f"INSERT INTO {table} {select}")  # noqa: S608 - SQL stored by our own migration
+        on_progress(done, len(DERIVING_VIEWS))
     return int(wh.query("SELECT uniqExact(event_id) FROM events")[0][0])
 
 
@@ -64,7 +74,9 @@ REPLAYED_TOPICS = tuple(t for t in (*topics.PROJECTED_TOPICS, topics.DEAD_LETTER
 """Heartbeats say who is alive now; replaying them would say nothing true."""
 
 
-async def replay_from_kafka(wh: Warehouse, bootstrap: str, *, timeout_s: float = 600.0) -> int:
+async def replay_from_kafka(
+    wh: Warehouse, bootstrap: str, *, timeout_s: float = 600.0, on_progress: Progress = _quiet
+) -> int:
     """Re-project every projected topic from offset 0 up to where each partition ended
     when the replay began (records produced meanwhile are the live projector's)."""
     truncate_derived(wh)
@@ -97,6 +109,7 @@ async def replay_from_kafka(wh: Warehouse, bootstrap: str, *, timeout_s: float =
                 replayed += result.records
             if len(targets) == len(partitions):
                 positions = [await consumer.position(tp) for tp in targets]
+                on_progress(min(sum(positions), sum(targets.values())), sum(targets.values()))
                 if all(at >= end for at, end in zip(positions, targets.values(), strict=True)):
                     return replayed
         raise TimeoutError(f"replay from Kafka did not reach the end of the log in {timeout_s:.0f}s")
