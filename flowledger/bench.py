@@ -131,8 +131,6 @@ async def measure(bootstrap: str, api: str, n_events: int, samples: int, rate: f
     visible_ms: list[float] = []
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
 
-    produced_bar = progress.bar("produce", len(messages), "msg")
-
     def on_sent(index: int) -> None:
         produced_bar.update()
         if index in sample_index:
@@ -160,6 +158,7 @@ async def measure(bootstrap: str, api: str, n_events: int, samples: int, rate: f
         async with Producer(bootstrap) as producer:
             pace = f" at {rate:.0f} events/s" if rate > 0 else " as fast as possible"
             say(f"producing {total} events in {len(messages)} messages{pace} ...")
+            produced_bar = progress.bar("produce", len(messages), "msg")
             started = time.perf_counter()
             await paced_send(producer, messages, on_sent, rate)
             produced = time.perf_counter()

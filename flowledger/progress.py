@@ -35,5 +35,5 @@ def bar(
     """
     return tqdm(
         iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not (when and shown()), leave=False,
-        dynamic_ncols=True, mininterval=0.2, unit_scale=unit != "it",
+        dynamic_ncols=True, mininterval=0.2, unit_scale=unit == "B" or (total or 0) >= 10_000,
     )  # fmt: skip
