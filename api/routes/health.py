@@ -98,10 +98,13 @@ class InsightsPublic(BaseModel):
         "tenant": examples.TENANT, "workflow": examples.WORKFLOW_ID,
         "start": "2026-03-02T08:30:00Z", "end": "2026-03-02T09:30:00Z",
         "insights": [{
-            "kind": "rate_limited", "severity": "warning",
-            "subject": {"workflow_id": examples.WORKFLOW_ID, "step_id": "notify-team", "service": "slack"},
-            "message": "slack answered 429 to 12% of calls: lower concurrency or spread the runs",
-            "evidence": {"calls": 420, "rate_limited": 51, "share": 0.121},
+            "kind": "permanent_errors", "severity": "critical",
+            "subject": {"workflow_id": examples.WORKFLOW_ID, "step_id": "create-task", "service": "asana"},
+            "message": f"step `create-task` of workflow `{examples.WORKFLOW_ID}` fails on 64% of attempts with "
+                       "`Unauthorized` 401, which retrying cannot fix: check its credentials and their permissions",
+            "evidence": {"error_type": "Unauthorized", "status_code": 401, "error_class": "credentials",
+                         "failures": 27, "attempts": 42, "share": 0.6429,
+                         "example_message": "asana answered 401 Unauthorized"},
             "start": "2026-03-02T08:30:00Z", "end": "2026-03-02T09:30:00Z",
         }],
     }]})  # fmt: skip

@@ -57,12 +57,22 @@ class AnalyzeRequest(BaseModel):
         return self
 
 
+BEFORE: dict[str, Any] = {
+    "runs": 200, "p50_ms": 1402.0, "p95_ms": 2210.5, "success_rate": 0.955, "cost_per_run": 0.0,
+    "p50_interval_ms": [1380.0, 1425.5], "p95_interval_ms": [2105.0, 2330.0], "success_interval": [0.925, 0.98],
+}  # fmt: skip
+AFTER: dict[str, Any] = {
+    **BEFORE, "p50_ms": 1398.0, "p95_ms": 2190.0, "success_rate": 0.995, "success_interval": [0.985, 1.0],
+}  # fmt: skip
+EFFECT: dict[str, Any] = {
+    "before": BEFORE, "after": AFTER, "gain_p50": 0.0029, "gain_p50_interval": [-0.004, 0.01], "gain_p95": 0.0093,
+    "cost_reduction": 0.0, "success_change": 0.04,
+}  # fmt: skip
 RECOMMENDATION: dict[str, Any] = {
     "kind": "retry", "step_ids": ["notify-team"],
     "rationale": "slack answered 429 to 8% of notify-team's attempts: back off from 30 s, as Retry-After asks",
-    "evidence": {"runs": 200, "attempts": 231, "rate_limited": 19, "retry_after_s_p50": 30.0},
-    "estimated_effect": {"success_rate": {"before": 0.955, "after": 0.995, "low": 0.985, "high": 1.0},
-                         "score": 0.2113, "replayed_runs": 200, "history": "recorded"},
+    "evidence": {"attempts": 231, "rate_limited": 19, "retry_after_s_p50": 30.0},
+    "estimated_effect": {**EFFECT, "score": 0.2113, "replayed_runs": 200, "history": "recorded"},
     "applied": True,
 }  # fmt: skip
 
@@ -77,7 +87,7 @@ class AnalysisPublic(BaseModel):
             {**DEFINITION["steps"][1], "retry": {"initial_interval_s": 30, "maximum_attempts": 5}},
         ]},
         "prediction": {"replayed_runs": 200, "history": "recorded", "cost_source": "recorded",
-                       "recorded_p50_ms": 1398.5, "p50_ms": {"before": 1402.0, "after": 921.0}},
+                       "recorded_p50_ms": 1398.5, **EFFECT},
     }]})  # fmt: skip
 
     analysis_id: str

@@ -19,11 +19,11 @@ class PatternsPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "tenant_id": examples.TENANT, "workflows": 14, "min_support": 2,
         "pairs": [{"trigger": "gmail", "action": "slack", "workflows": 5, "runs": 1840}],
-        "sequences": [{"services": ["gmail", "asana", "slack"], "workflows": 3}],
-        "templates": [{"trigger": "gmail", "actions": ["asana", "slack"], "workflows": 3,
+        "sequences": [{"services": ["gmail", "asana", "slack"], "workflows": 3, "runs": 1210}],
+        "templates": [{"trigger": "gmail", "actions": ["asana", "slack"], "workflows": 3, "runs": 1210,
                        "example": examples.WORKFLOW_ID}],
-        "failure_points": [{"service": "slack", "action": "post_to_channel", "failures": 37, "attempts": 1840,
-                            "rate": 0.0201, "top_error": "rate_limited"}],
+        "failure_points": [{"service": "slack", "action": "post_to_channel", "attempts": 1840, "failed": 37,
+                            "failure_rate": 0.0201, "workflows": 5, "top_error": "RateLimited"}],
     }]})  # fmt: skip
 
     tenant_id: str
