@@ -58,21 +58,24 @@ class StepView(View):
 _RUN: dict[str, Any] = {
     "run_id": "run-7c1e4b9a2f3d4e5f", "workflow_id": "important-email-to-asana-slack", "status": "failed",
     "started_at": "2026-03-02T09:14:06.701Z", "ended_at": "2026-03-02T09:14:09.950Z", "duration_ms": 3249.0,
-    "definition_version": 2, "error_message": "slack: rate_limited (429)",
+    "definition_version": 2,
+    "error_message": "step 'notify-team' failed after 3 attempt(s) (attempt 3 of 3: no attempts left): "
+                     "slack answered 429 Too Many Requests",
 }  # fmt: skip
 _STEPS: Any = [
     {"step_id": "create-task", "service": "asana", "action": "task", "status": "succeeded", "attempts": 2,
      "first_started_at": "2026-03-02T09:14:06.800Z", "last_event_at": "2026-03-02T09:14:07.412Z",
      "duration_ms": 612.4, "total_duration_ms": 1112.9, "cost": 0.0,
-     "last_error": {"type": "server_error", "message": "asana answered 503", "status_code": 503},
+     "last_error": {"type": "UpstreamError", "message": "asana answered 503 Service Unavailable",
+                    "status_code": 503},
      "output": {"task_id": "1204938475610293"}},
     {"step_id": "notify-team", "service": "slack", "action": "post_to_channel", "status": "failed", "attempts": 3,
      "first_started_at": "2026-03-02T09:14:07.420Z", "last_event_at": "2026-03-02T09:14:09.950Z",
      "duration_ms": 181.0, "total_duration_ms": 562.7, "cost": 0.0,
-     "last_error": {"type": "rate_limited", "message": "slack answered 429", "status_code": 429,
+     "last_error": {"type": "RateLimited", "message": "slack answered 429 Too Many Requests", "status_code": 429,
                     "retry_after_s": 30.0},
-     "retry_schedule": [{"attempt": 2, "due_at": "2026-03-02T09:14:08.421Z", "reason": "rate_limited"},
-                        {"attempt": 3, "due_at": "2026-03-02T09:14:09.640Z", "reason": "rate_limited"}]},
+     "retry_schedule": [{"attempt": 2, "due_at": "2026-03-02T09:14:08.421Z", "reason": "rate_limited is retryable"},
+                        {"attempt": 3, "due_at": "2026-03-02T09:14:09.640Z", "reason": "rate_limited is retryable"}]},
 ]  # fmt: skip
 
 
