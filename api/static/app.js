@@ -655,9 +655,16 @@ function onEvent(name, data) {
 
 function setLive(state, detail) {
   const el = $("[data-testid=live-status]");
+  const wasOffline = el.dataset.state === "offline";
   el.dataset.state = state;
   $("b", el).textContent = state;
-  if (state === "live" && detail && detail.tenant) $("#tenant-label").textContent = `tenant ${detail.tenant}`;
+  if (state === "live" && detail && detail.tenant) $("#tenant-label").textContent = `tenant ${savedTenant() || detail.tenant}`;
+  if (state === "live" && wasOffline && view.ready) {
+    // Back after a break: what happened meanwhile did not come through the stream.
+    refresh.runs();
+    refresh.alerts();
+    refresh.sessions();
+  }
 }
 
 function openStream() {
