@@ -238,10 +238,11 @@ function renderCharts() {
   const band = anomalies.filter((a) => chartOf(a.metric) === "latency" && a.expected_low != null && a.expected_high != null)
     .map((a) => ({ t0: Date.parse(a.window_start || a.detected_at), t1: Date.parse(a.window_start || a.detected_at) + windowMs,
       lo: a.expected_low, hi: a.expected_high }));
-  drawChart($("[data-testid=chart-throughput]"), { start, end, series: lines("throughput_per_s"), markers: markers("throughput") });
-  drawChart($("[data-testid=chart-error-rate]"), { start, end, series: lines("error_rate", 100), markers: markers("error-rate", 100),
+  const gapMs = windowMs * 1.5;
+  drawChart($("[data-testid=chart-throughput]"), { start, end, gapMs, series: lines("throughput_per_s"), markers: markers("throughput") });
+  drawChart($("[data-testid=chart-error-rate]"), { start, end, gapMs, series: lines("error_rate", 100), markers: markers("error-rate", 100),
     format: (v) => formatNumber(v, 1) });
-  drawChart($("[data-testid=chart-latency]"), { start, end, series: lines("latency_p95_ms"), markers: markers("latency"), band });
+  drawChart($("[data-testid=chart-latency]"), { start, end, gapMs, series: lines("latency_p95_ms"), markers: markers("latency"), band });
   $("#series-legend").replaceChildren(...series.map((s) => h("span", { class: "series" }, h("i", { style: `background:${color.get(s.key)}` }), s.key)));
   const latest = (field, scale = 1) => {
     const values = series.map((s) => (s.open_window || s.windows[s.windows.length - 1] || {})[field]).filter((v) => v != null);
@@ -544,17 +545,19 @@ function optimizationItem(r) {
   const before = p.before;
   const after = p.after;
   const change = (b, a, lowerIsBetter = true) => {
-    if (b == null || a == null || b === 0) return h("span", {}, "");
+    if (b == null || a == null || b === 0) return h("span", { class: "muted" }, "");
     const rel = (a - b) / Math.abs(b);
     const good = lowerIsBetter ? rel < 0 : rel > 0;
     return h("span", { class: Math.abs(rel) < 0.005 ? "muted" : good ? "gain" : "loss" }, `${rel > 0 ? "+" : ""}${(rel * 100).toFixed(0)}%`);
   };
+  const line = (name, b, a, delta) => [h("span", { class: "h" }, name), h("span", {}, b), h("span", {}, a), delta];
   const table = before && after ? h("div", { class: "ba" },
     h("span", { class: "h" }, ""), h("span", { class: "h" }, "before"), h("span", { class: "h" }, "after"), h("span", { class: "h" }, ""),
-    "p50 duration", duration(before.p50_ms), duration(after.p50_ms), change(before.p50_ms, after.p50_ms),
-    "p95 duration", duration(before.p95_ms), duration(after.p95_ms), change(before.p95_ms, after.p95_ms),
-    "success rate", `${(before.success_rate * 100).toFixed(1)}%`, `${(after.success_rate * 100).toFixed(1)}%`, change(before.success_rate, after.success_rate, false),
-    "cost per run", formatNumber(before.cost_per_run, 4), formatNumber(after.cost_per_run, 4), change(before.cost_per_run, after.cost_per_run))
+    line("p50 duration", duration(before.p50_ms), duration(after.p50_ms), change(before.p50_ms, after.p50_ms)),
+    line("p95 duration", duration(before.p95_ms), duration(after.p95_ms), change(before.p95_ms, after.p95_ms)),
+    line("success rate", `${(before.success_rate * 100).toFixed(1)}%`, `${(after.success_rate * 100).toFixed(1)}%`,
+      change(before.success_rate, after.success_rate, false)),
+    line("cost per run", formatNumber(before.cost_per_run, 4), formatNumber(after.cost_per_run, 4), change(before.cost_per_run, after.cost_per_run)))
     : h("p", { class: "muted small" }, "No replayed comparison (nothing to apply or too few runs).");
   const recs = (r.recommendations || []).slice(0, 4).map((rec) => h("li", {}, h("b", {}, rec.kind),
     rec.step_ids && rec.step_ids.length ? ` (${rec.step_ids.join(", ")})` : "", ` — ${rec.rationale}`));
