@@ -24,7 +24,7 @@ export function formatNumber(v, digits = 2) {
   return Number(v.toFixed(digits)).toString();
 }
 
-const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
 
 /**
  * Draw into ``svg``: {start, end (ms), series: [{name, color, points: [{t, v}], open: {t, v}|null}],
@@ -54,7 +54,7 @@ export function drawChart(svg, { start, end, series, band = [], markers = [], fo
     el("line", { class: "gridline", x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }, svg);
     el("text", { class: "axis", x: PAD.left - 6, y: y(v) + 3, "text-anchor": "end" }, svg).textContent = format(v);
   }
-  const ticks = 4;
+  const ticks = width >= 420 ? 4 : 3;
   for (let i = 0; i <= ticks; i++) {
     const t = start + ((end - start) * i) / ticks;
     const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
