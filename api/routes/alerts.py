@@ -332,11 +332,19 @@ async def list_alerts(
 
 
 class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"acknowledged_by": "oncall@example.com", "comment": "looking at the CRM sync now"},
+    ]})  # fmt: skip
+
     acknowledged_by: str = Field(default="", max_length=128)
     comment: str = Field(default="", max_length=1024)
 
 
 class AcknowledgedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"alert_id": "crm-sync-backlog", "acknowledged_at": examples.AT, "acknowledged_by": "oncall@example.com"},
+    ]})  # fmt: skip
+
     alert_id: str
     acknowledged_at: datetime
     acknowledged_by: str
@@ -347,7 +355,9 @@ AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_le
 
 @router.post(
     "/alerts/{alert_id}/ack", response_model=AcknowledgedPublic, status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "no such alert"}, 409: {"description": "the alert is not firing or pending"}},
+    responses={404: examples.error("no such alert", "no alert 'crm-sync-backlog'"),
+               409: examples.error("the alert is not firing or pending",
+                                   "alert 'crm-sync-backlog' is resolved, not firing")},
 )  # fmt: skip
 async def acknowledge_alert(
     alert_id: AlertId, state: State, tenant: Tenant, body: AcknowledgeRequest | None = None

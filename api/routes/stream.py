@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
+from api import examples
 from api.deps import State, Tenant
 from projections.live import LiveHub
 
@@ -23,6 +24,12 @@ router = APIRouter(tags=["stream"])
 
 HEARTBEAT_S = 15.0
 MEDIA_TYPE = "text/event-stream"
+EXAMPLE = (
+    'event: ready\ndata: {"tenant":"acme","heartbeat_s":15.0}\n\n'
+    f'event: run.started\ndata: {{"kind":"run.started","tenant_id":"acme","workflow_id":"{examples.WORKFLOW_ID}",'
+    f'"at":"{examples.AT}","run_id":"{examples.RUN_ID}","status":"running"}}\n\n'
+    ": heartbeat\n\n"
+)
 
 
 def sse(event: str, data: object) -> bytes:
@@ -48,8 +55,14 @@ async def _events(request: Request, hub: LiveHub, tenant: str) -> AsyncIterator[
     "/api/stream",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {MEDIA_TYPE: {}}, "description": "server-sent events: `ready`, summaries, `lagged`"},
-        503: {"description": "this API process hosts no projector, so it has nothing to stream"},
+        200: {
+            "content": {MEDIA_TYPE: {"example": EXAMPLE}},
+            "description": "server-sent events: `ready`, summaries, `lagged`",
+        },
+        503: examples.error(
+            "this API process hosts no projector, so it has nothing to stream",
+            "no projector in this API process: the live stream is not available",
+        ),
     },
 )
 async def stream(request: Request, state: State, tenant: Tenant) -> StreamingResponse:
