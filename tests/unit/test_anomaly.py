@@ -44,6 +44,21 @@ def test_broken_daily_pattern_alerts():
     assert max(during) > ALERT_THRESHOLD
 
 
+def test_a_daily_habit_is_mostly_not_news():
+    day = 288
+    rng = random.Random(5)
+    values = noisy(9 * day, seed=5, mean=10.0, sd=0.5)
+    habit = [d * day + 100 + rng.randint(-6, 6) for d in range(8)]  # a daily job, give or take half an hour
+    for i in habit:
+        values[i] += 20.0
+    elsewhere = 8 * day + 200  # the same spike at a new time of day
+    values[elsewhere] += 20.0
+    scores = [s.score for s in feed(SeriesDetector(), values)]
+    repeats = [scores[i] > ALERT_THRESHOLD for i in habit[1:]]
+    assert sum(repeats) < len(repeats) / 2
+    assert scores[elsewhere] > ALERT_THRESHOLD
+
+
 def test_an_episode_alerts_once():
     detector = SeriesDetector()
     feed(detector, noisy(1000))
