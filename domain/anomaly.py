@@ -30,8 +30,10 @@ Four adjustments make one threshold work across very different series:
   (0 when negative), where ``day_ago`` is the largest surprise within
   ``habit_seconds`` of one day earlier: a cron job, backup or batch load that
   spikes at about the same time every day is not news, a spike clearly larger
-  than yesterday's, or at a new time of day, still is. Before a day has passed
-  the largest recent surprise stands in for ``day_ago``;
+  than yesterday's, or at a new time of day, still is. A job that runs twice a
+  day counts too: ``day_ago`` is the larger of the day-ago surprise and
+  ``half_day_weight`` times the one around half a day earlier. Before a day has
+  passed the largest recent surprise stands in for ``day_ago``;
 * only the onset of an episode scores: a point no more surprising than one
   already scored in the last ``gate_window`` points scores 0, so an anomaly
   alerts once instead of at every point while it lasts.
@@ -79,6 +81,7 @@ class DetectorConfig:
     season_warmup: int = 30  # day-over-day changes learnt before the season view scores
     habit_seconds: float = 3600.0  # a surprise like one this close to a day earlier is a daily habit
     habit_power: float = 0.6  # the surprise is multiplied by (1 - day-ago surprise / surprise) ** habit_power
+    half_day_weight: float = 0.9  # weight of the surprise around half a day earlier in the habit rule; 0: not used
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ class SeriesDetector:
         self._gate = stats.RollingMax(config.gate_window)
         self._count = 0
         self._habit: _DayAgoMax | None = None  # the largest surprise around one day earlier
+        self._half_habit: _DayAgoMax | None = None  # the same around half a day earlier
 
     def score_one(self, t: float, value: float) -> Score:
         """Score ``value`` observed at ``t`` (epoch seconds, in time order), then learn it."""
@@ -227,14 +231,24 @@ class SeriesDetector:
     def _day_ago_surprise(self, z: float) -> float:
         """The largest surprise within ``habit_seconds`` of one day earlier; then keep ``z``.
 
-        -1 while less than a day has passed; 0 when the series has no daily cycle to compare with.
+        Around half a day earlier counts too, weighted by ``half_day_weight``. -1 while less than
+        a day has passed; 0 when the series has no daily cycle to compare with.
         """
-        if self._day_points <= 0 or self.config.habit_seconds <= 0.0:
+        c = self.config
+        if self._day_points <= 0 or c.habit_seconds <= 0.0:
             return 0.0
         if self._habit is None:
-            jitter = min(round(self.config.habit_seconds * self._day_points / DAY_SECONDS), self._day_points // 2)
+            jitter = min(round(c.habit_seconds * self._day_points / DAY_SECONDS), self._day_points // 2)
             self._habit = _DayAgoMax(self._day_points, jitter)
-        return self._habit.push(z)
+            half = max(self._day_points // 2, 1)
+            if c.half_day_weight > 0.0:
+                self._half_habit = _DayAgoMax(half, min(jitter, half // 2))
+        day_ago = self._habit.push(z)
+        if self._half_habit is not None:
+            half_day_ago = self._half_habit.push(z)
+            if day_ago >= 0.0:  # a half day has passed too
+                day_ago = max(day_ago, c.half_day_weight * half_day_ago)
+        return day_ago
 
     def _periodic(self) -> bool:
         """Whether the day-over-day change varies clearly less than the value itself."""
