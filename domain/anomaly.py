@@ -7,6 +7,8 @@ Each point is compared with two views of what the series usually does:
 * season: the change from one day earlier (the day measured in points from the
   first sampling step) against the weighted mean and variance of those daily
   changes; it catches a broken daily pattern that stays inside the usual range.
+  It scores once ``season_warmup`` daily changes have been learnt: a spread
+  from a handful of them would make ordinary noise look surprising.
 
 When the day-over-day change varies clearly less than the values themselves
 (``periodic_ratio``), the series is periodic and the season view alone scores:
@@ -15,7 +17,7 @@ points of one day earlier, so a daily peak that comes a few minutes early or
 late is not news, while a missing or displaced peak still is. Otherwise the
 point's surprise ``z`` is the larger of the level and the exact day-ago view.
 
-Three adjustments make one threshold work across very different series:
+Four adjustments make one threshold work across very different series:
 
 * rarity: the surprise is divided by ``(1 + alike) ** rarity_power``, where
   ``alike`` counts the last ``damp_window`` surprises at least
@@ -24,6 +26,14 @@ Three adjustments make one threshold work across very different series:
 * a surprise below the largest one of the last ``damp_window`` points is damped
   by ``(z / max) ** damp_power``: series that are often spiky need a bigger
   spike to alert;
+* habit: the surprise is multiplied by ``(1 - day_ago / z) ** habit_power``
+  (0 when negative), where ``day_ago`` is the largest surprise within
+  ``habit_seconds`` of one day earlier: a cron job, backup or batch load that
+  spikes at about the same time every day is not news, a spike clearly larger
+  than yesterday's, or at a new time of day, still is. A job that runs twice a
+  day counts too: ``day_ago`` is the larger of the day-ago surprise and
+  ``half_day_weight`` times the one around half a day earlier. Before a day has
+  passed the largest recent surprise stands in for ``day_ago``;
 * only the onset of an episode scores: a point no more surprising than one
   already scored in the last ``gate_window`` points scores 0, so an anomaly
   alerts once instead of at every point while it lasts.
@@ -47,7 +57,7 @@ from dataclasses import dataclass
 from river import stats
 
 DAY_SECONDS = 86_400.0
-ALERT_THRESHOLD = 0.4819  # NAB's swept standard-profile threshold for the default config
+ALERT_THRESHOLD = 0.5028  # NAB's swept standard-profile threshold for the default config
 FLAT_MOVE_Z = 50.0  # surprise of any move off a series that has not moved yet
 
 
@@ -63,11 +73,15 @@ class DetectorConfig:
     periodic_ratio: float = 0.7  # season spread below this share of the level spread: the season view alone
     damp_window: int = 1000  # points over which the largest recent surprise is kept
     damp_power: float = 0.25
-    rarity_ratio: float = 0.8  # recent surprises at least this share of the current one count as alike
-    rarity_power: float = 0.2  # the surprise is divided by (1 + alike) ** rarity_power
+    rarity_ratio: float = 0.6  # recent surprises at least this share of the current one count as alike
+    rarity_power: float = 0.15  # the surprise is divided by (1 + alike) ** rarity_power
     gate_window: int = 100  # points during which an episode scores only when it grows
-    z_half: float = 4.4  # surprise that scores 0.5: the alert level tuned on NAB
+    z_half: float = 1.5  # surprise that scores 0.5: the alert level tuned on NAB
     band_z: float = 3.0  # half-width of the expected range, in standard deviations
+    season_warmup: int = 30  # day-over-day changes learnt before the season view scores
+    habit_seconds: float = 3600.0  # a surprise like one this close to a day earlier is a daily habit
+    habit_power: float = 0.6  # the surprise is multiplied by (1 - day-ago surprise / surprise) ** habit_power
+    half_day_weight: float = 0.9  # weight of the surprise around half a day earlier in the habit rule; 0: not used
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,33 @@ class _View:
         return z
 
 
+class _DayAgoMax:
+    """The largest of the values pushed ``day - jitter`` to ``day + jitter`` pushes before the current one.
+
+    A delay line of ``day - jitter`` values (``0 <= jitter < day``) feeds a rolling maximum of
+    ``2 * jitter + 1`` values, so memory is bounded by a day and each push costs a sorted insert.
+
+    >>> around = _DayAgoMax(day=4, jitter=1)
+    >>> [around.push(x) for x in [5.0, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0]]
+    [-1.0, -1.0, -1.0, -1.0, -1.0, 5.0, 3.0]
+    """
+
+    __slots__ = ("delay", "window", "size")
+
+    def __init__(self, day: int, jitter: int) -> None:
+        self.delay: deque[float] = deque(maxlen=day - jitter)
+        self.size = 2 * jitter + 1
+        self.window = stats.RollingMax(self.size)
+
+    def push(self, x: float) -> float:
+        """The maximum around one day before ``x`` (-1 until a day and the jitter have passed); then keep ``x``."""
+        delay = self.delay
+        if len(delay) == delay.maxlen:
+            self.window.update(delay[0])
+        delay.append(x)
+        return (self.window.get() or 0.0) if len(self.window.window) == self.size else -1.0
+
+
 class SeriesDetector:
     """Scores one series point by point (``score_one``), learning as it goes."""
 
@@ -151,6 +192,8 @@ class SeriesDetector:
         self._recent_sorted: list[float] = []  # the same, sorted
         self._gate = stats.RollingMax(config.gate_window)
         self._count = 0
+        self._habit: _DayAgoMax | None = None  # the largest surprise around one day earlier
+        self._half_habit: _DayAgoMax | None = None  # the same around half a day earlier
 
     def score_one(self, t: float, value: float) -> Score:
         """Score ``value`` observed at ``t`` (epoch seconds, in time order), then learn it."""
@@ -162,22 +205,50 @@ class SeriesDetector:
             z = tolerant  # the level view would flag every daily peak
         else:
             z = max(z, exact)
+        habit = self._day_ago_surprise(z)
         largest = (self._recent_max.get() if self._count > 0 else None) or 0.0
         self._recent_max.update(z)
         self._count += 1
         if self._count <= c.warmup:
             return Score(0.0, None, None)
         alike = self._remember(z)
+        raw = z
         if 0.0 < z < largest:
             z *= (z / largest) ** c.damp_power
         if alike:
             z /= (1 + alike) ** c.rarity_power
+        if habit < 0.0:
+            habit = largest  # no day of history yet: the largest recent surprise stands in for the day-ago one
+        if habit > 0.0 and z > 0.0:
+            z *= max(1.0 - habit / raw, 0.0) ** c.habit_power
         score = z / (z + c.z_half) if z > 0.0 else 0.0
         earlier = (self._gate.get() if self._count > c.warmup + 1 else None) or 0.0
         self._gate.update(score)
         if score <= earlier:
             score = 0.0
         return Score(score, *band)
+
+    def _day_ago_surprise(self, z: float) -> float:
+        """The largest surprise within ``habit_seconds`` of one day earlier; then keep ``z``.
+
+        Around half a day earlier counts too, weighted by ``half_day_weight``. -1 while less than
+        a day has passed; 0 when the series has no daily cycle to compare with.
+        """
+        c = self.config
+        if self._day_points <= 0 or c.habit_seconds <= 0.0:
+            return 0.0
+        if self._habit is None:
+            jitter = min(round(c.habit_seconds * self._day_points / DAY_SECONDS), self._day_points // 2)
+            self._habit = _DayAgoMax(self._day_points, jitter)
+            half = max(self._day_points // 2, 1)
+            if c.half_day_weight > 0.0:
+                self._half_habit = _DayAgoMax(half, min(jitter, half // 2))
+        day_ago = self._habit.push(z)
+        if self._half_habit is not None:
+            half_day_ago = self._half_habit.push(z)
+            if day_ago >= 0.0:  # a half day has passed too
+                day_ago = max(day_ago, c.half_day_weight * half_day_ago)
+        return day_ago
 
     def _periodic(self) -> bool:
         """Whether the day-over-day change varies clearly less than the value itself."""
@@ -213,10 +284,12 @@ class SeriesDetector:
         exact = tolerant = 0.0
         if len(day) == day.maxlen:
             season = self._season
-            usual, sd, enough = season.mean, season.spread(), season.count >= 2
+            usual, sd, enough = season.mean, season.spread(), season.count >= max(2, self.config.season_warmup)
             reference = day[self.config.season_jitter]  # exactly one day earlier
             closest = min(abs(value - day[k] - usual) for k in range(2 * self.config.season_jitter + 1))
             exact = season.surprise(value - reference)  # learns the exact change
+            if not enough:
+                exact = 0.0
             if enough:
                 tolerant = closest / sd if sd > 0.0 else (0.0 if closest == 0.0 else FLAT_MOVE_Z)
         day.append(value)

@@ -44,6 +44,39 @@ def test_broken_daily_pattern_alerts():
     assert max(during) > ALERT_THRESHOLD
 
 
+def test_a_daily_habit_is_mostly_not_news():
+    day = 288
+    rng = random.Random(5)
+    values = noisy(9 * day, seed=5, mean=10.0, sd=0.5)
+    habit = [d * day + 100 + rng.randint(-6, 6) for d in range(8)]  # a daily job, give or take half an hour
+    for i in habit:
+        values[i] += 20.0
+    elsewhere = 8 * day + 200  # the same spike at a new time of day
+    values[elsewhere] += 20.0
+    scores = [s.score for s in feed(SeriesDetector(), values)]
+    repeats = [scores[i] > ALERT_THRESHOLD for i in habit[1:]]
+    assert sum(repeats) < len(repeats) / 2
+    assert scores[elsewhere] > ALERT_THRESHOLD
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_a_spike_repeated_half_a_day_later_is_not_news(seed):
+    day = 288
+    rng = random.Random(seed)
+    values = noisy(9 * day, seed=seed, mean=10.0, sd=0.5)
+    firsts = [k * day + rng.randrange(day // 2) for k in (2, 4, 6)]  # a new time of day each time
+    repeats = [i + day // 2 + rng.randint(-6, 6) for i in firsts]  # twelve hours later, give or take half an hour
+    for i in firsts + repeats:
+        values[i] += 20.0
+    larger = 7 * day + day // 2 + 50  # half a day after a repeat, but three times as large
+    values[larger - day // 2] += 20.0
+    values[larger] += 60.0
+    scores = [s.score for s in feed(SeriesDetector(), values)]
+    assert all(scores[i] > ALERT_THRESHOLD for i in firsts)
+    assert not any(scores[i] > ALERT_THRESHOLD for i in repeats)
+    assert scores[larger] > ALERT_THRESHOLD
+
+
 def test_an_episode_alerts_once():
     detector = SeriesDetector()
     feed(detector, noisy(1000))
@@ -53,6 +86,8 @@ def test_an_episode_alerts_once():
 
 def test_restored_detector_scores_exactly_like_the_original():
     values = noisy(900, seed=11)
+    for i in (180, 326, 470):  # a twice-daily spike: restored, the detector still remembers the earlier ones
+        values[i] += 60.0
     values[500] += 80.0
     original = SeriesDetector()
     feed(original, values[:400])
