@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     )
     flowledger_projector_max_records: int = Field(default=1000, ge=1, description="Kafka messages per projected slice.")
     flowledger_worker_heartbeat_s: float = 5.0
+    flowledger_worker_session_timeout_s: float = Field(
+        default=45.0,
+        ge=6,
+        le=300,
+        description="A worker silent this long leaves its consumer group and its partitions move to the others; "
+        "lower fails over faster after a crash, higher rides out longer stalls.",
+    )
     flowledger_worker_role: Literal["all", "executor", "monitor"] = Field(
         default="all", description="What a `flowledger worker` runs: the executor, the metric agents, or both."
     )

@@ -79,6 +79,8 @@ app = faust.App(
     broker_commit_interval=1.0,
     # CRC32C is checked in pure Python by aiokafka; the broker checks it on produce.
     broker_check_crcs=False,
+    # A SIGKILLed worker's partitions wait this long before they are assigned again (Faust's default is 60 s).
+    broker_session_timeout=settings.flowledger_worker_session_timeout_s,
     datadir=str(settings.flowledger_data_dir / "faust" / (WORKER_ID if ROLE == "all" else f"{WORKER_ID}-{ROLE}")),
 )
 

@@ -201,6 +201,7 @@ class WorkerProcess:
             "FLOWLEDGER_SMTP_HOST": "127.0.0.1",
             "FLOWLEDGER_SMTP_PORT": str(smtp_port),
             "FLOWLEDGER_WORKER_HEARTBEAT_S": "1",
+            "FLOWLEDGER_WORKER_SESSION_TIMEOUT_S": "10",  # a killed worker's partitions come back in seconds
         }
         self.log = data_dir / "worker.log"
         data_dir.mkdir(parents=True, exist_ok=True)
