@@ -37,7 +37,7 @@ import httpx
 
 from flowledger.bench import percentile
 from flowledger.broker import free_port
-from flowledger.procs import child_env, flowledger_command
+from flowledger.procs import alive, child_env, descendants, flowledger_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 APT_PACKAGES = ("chromium", "fonts-dejavu-core")
@@ -172,31 +172,6 @@ class DemoStack:
                     pass
         self.proc.wait()
         return killed
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (children of children included), from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @contextmanager
