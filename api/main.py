@@ -18,6 +18,7 @@ from api.detectors import Detectors
 from api.routes import (
     alerts,
     credentials,
+    dashboard,
     events,
     generate,
     health,
@@ -28,6 +29,7 @@ from api.routes import (
     prometheus,
     runs,
     services,
+    stream,
     troubleshooting,
     workflows,
 )  # fmt: skip
@@ -36,6 +38,7 @@ from connectors.credentials import CredentialStore
 from flowledger import __version__
 from flowledger.client import Producer
 from flowledger.settings import Settings
+from projections.live import LiveHub
 from projections.migrations import migrate
 from projections.projector import Projector
 from projections.warehouse import Warehouse
@@ -63,12 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stopping = asyncio.Event()
         task = None
         if settings.flowledger_projector:
+            state.live = LiveHub()
             state.projector = Projector(
                 settings.bootstrap,
                 warehouse,
                 group_id=settings.flowledger_projector_group,
                 workers=settings.flowledger_projector_workers,
                 max_records=settings.flowledger_projector_max_records,
+                hub=state.live,
             )
             state.telemetry.projector_stats = state.projector.stats
             task = asyncio.create_task(state.projector.run(stopping), name="projector")
@@ -113,9 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         services,
         prometheus,
+        stream,
+        dashboard,
     )
     for router in (module.router for module in routers):
         app.include_router(router)
+    dashboard.mount_static(app)
     _publish_record_schemas(app)
     return app
 

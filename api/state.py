@@ -7,6 +7,7 @@ from api.telemetry import Telemetry
 from connectors.credentials import CredentialStore
 from flowledger.client import Producer
 from flowledger.settings import Settings
+from projections.live import LiveHub
 from projections.projector import Projector
 from projections.warehouse import Warehouse
 
@@ -20,5 +21,7 @@ class AppState:
     detectors: Detectors
     projector: Projector | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
+    live: LiveHub | None = None
+    """Summaries of what the hosted projector commits, for ``/api/stream``; None without a projector here."""
     assigned_versions: dict[tuple[str, ...], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""

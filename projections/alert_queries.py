@@ -109,22 +109,26 @@ def _utc(value: datetime) -> datetime:
 
 SELECT_ALERTS = """
 SELECT alert_id,
-       argMaxIf(kind, (occurred_at, event_id), kind != 'notified') AS state,
-       argMaxIf(rule, (occurred_at, event_id), kind != 'notified') AS rule,
-       argMaxIf(severity, (occurred_at, event_id), kind != 'notified') AS severity,
-       argMaxIf(labels, (occurred_at, event_id), kind != 'notified') AS labels,
-       argMaxIf(annotations, (occurred_at, event_id), kind != 'notified') AS annotations,
-       argMaxIf(value, (occurred_at, event_id), kind != 'notified') AS value,
+       argMaxIf(kind, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS state,
+       argMaxIf(rule, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS rule,
+       argMaxIf(severity, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS severity,
+       argMaxIf(labels, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS labels,
+       argMaxIf(annotations, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS annotations,
+       argMaxIf(value, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS value,
        maxIf(occurred_at, kind = 'pending') AS pending_at,
        maxIf(occurred_at, kind = 'fired') AS fired_at,
        maxIf(occurred_at, kind = 'resolved') AS resolved_at,
        max(occurred_at) AS last_seen,
        countIf(kind = 'notified' AND delivered = 1) AS notifications,
        countIf(kind = 'notified' AND delivered = 0 AND channel != 'muted') AS failed_deliveries,
-       argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted
+       argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted,
+       maxIf(occurred_at, kind = 'acked') AS acknowledged_at,
+       argMaxIf(detail, (occurred_at, event_id), kind = 'acked') AS acknowledged_by
 FROM (SELECT * FROM alert_events WHERE tenant_id = {tenant:String} LIMIT 1 BY event_id)
 GROUP BY alert_id
-HAVING ({state:String} = '' OR state = {state:String})
+HAVING countIf(kind NOT IN ('notified', 'acked')) > 0
+   AND ({state:String} = '' OR state = {state:String})
+   AND ({alert_id:String} = '' OR alert_id = {alert_id:String})
    AND ({severity:String} = '' OR severity = {severity:String})
    AND ({rule:String} = '' OR rule = {rule:String})
    AND last_seen >= {since:DateTime64(3, 'UTC')}
@@ -137,28 +141,45 @@ STATES = {"fired": "firing", "resolved": "resolved", "pending": "pending", "clea
 
 
 def list_alerts(
-    wh: Warehouse, tenant: str, *, state: str, severity: str, rule: str, since: datetime, limit: int
+    wh: Warehouse,
+    tenant: str,
+    *,
+    state: str,
+    severity: str,
+    rule: str,
+    since: datetime,
+    limit: int,
+    alert_id: str = "",
 ) -> list[dict[str, Any]]:
-    """Alerts by their latest lifecycle event, most recently active first."""
-    rows = wh.query_dicts(
-        SELECT_ALERTS,
-        {"tenant": tenant, "state": state, "severity": severity, "rule": rule, "since": since, "limit": limit},
-    )
+    """Alerts by their latest lifecycle event, most recently active first (or the one ``alert_id``)."""
+    params = {"tenant": tenant, "state": state, "severity": severity, "rule": rule, "since": since, "limit": limit,
+              "alert_id": alert_id}  # fmt: skip
+    rows = wh.query_dicts(SELECT_ALERTS, params)
     for row in rows:
         row["state"] = STATES[row["state"]]
-        for name in ("pending_at", "fired_at", "resolved_at", "last_seen"):
+        for name in ("pending_at", "fired_at", "resolved_at", "last_seen", "acknowledged_at"):
             row[name] = _utc(row[name]) if row[name].year > 1970 else None
         if row["state"] != "resolved":
             row["resolved_at"] = None
         row["muted"] = row["muted"] or None
+        _current_acknowledgement(row)
     return rows
+
+
+def _current_acknowledgement(row: dict[str, Any]) -> None:
+    """An acknowledgement counts for the firing it was made in: one older than the latest fire is forgotten."""
+    acked, fired = row["acknowledged_at"], row["fired_at"]
+    if acked is None or (fired is not None and acked < fired):
+        row["acknowledged_at"], row["acknowledged_by"] = None, None
+    else:
+        row["acknowledged_by"] = row["acknowledged_by"] or None
 
 
 COUNT_FIRING = """
 SELECT severity, count() AS firing
 FROM (
-    SELECT argMaxIf(kind, (occurred_at, event_id), kind != 'notified') AS state,
-           argMaxIf(severity, (occurred_at, event_id), kind != 'notified') AS severity
+    SELECT argMaxIf(kind, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS state,
+           argMaxIf(severity, (occurred_at, event_id), kind NOT IN ('notified', 'acked')) AS severity
     FROM alert_events
     GROUP BY tenant_id, alert_id
 )

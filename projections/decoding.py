@@ -9,11 +9,12 @@ queries. With ``workers=0`` it runs in a thread of the owner instead.
 import asyncio
 import concurrent.futures
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from projections.arrow import batch_to_ipc
 from projections.slicing import LogRecord, project_slice
+from projections.summaries import Summary
 from schemas.deadletters import DeadLetter
 
 
@@ -23,11 +24,13 @@ class EncodedSlice:
     """(table, columns, Arrow IPC stream) for every table with rows."""
     new_dead_letters: list[DeadLetter]
     records: int
+    summaries: list[Summary] = field(default_factory=list)
+    """Live summaries, when the slice was encoded with ``summarize=True``."""
 
 
-def encode_slice(raw: list[tuple[str, int, int, bytes | None]]) -> EncodedSlice:
-    result = project_slice([LogRecord(*r) for r in raw], now=datetime.now(UTC))
-    return EncodedSlice(batch_to_ipc(result.batch), result.new_dead_letters, result.records)
+def encode_slice(raw: list[tuple[str, int, int, bytes | None]], summarize: bool = False) -> EncodedSlice:
+    result = project_slice([LogRecord(*r) for r in raw], now=datetime.now(UTC), summarize_records=summarize)
+    return EncodedSlice(batch_to_ipc(result.batch), result.new_dead_letters, result.records, result.summaries)
 
 
 def _init_worker() -> None:
@@ -54,10 +57,10 @@ class SliceEncoder:
         """Start the workers and import their modules before the first real slice."""
         await self.encode([])
 
-    async def encode(self, raw: list[tuple[str, int, int, bytes | None]]) -> EncodedSlice:
+    async def encode(self, raw: list[tuple[str, int, int, bytes | None]], summarize: bool = False) -> EncodedSlice:
         if self._pool is None:
-            return await asyncio.to_thread(encode_slice, raw)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, encode_slice, raw)
+            return await asyncio.to_thread(encode_slice, raw, summarize)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, encode_slice, raw, summarize)
 
     def close(self) -> None:
         if self._pool is not None:

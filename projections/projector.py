@@ -35,6 +35,7 @@ from aiokafka.structs import OffsetAndMetadata
 from domain.distribution import Distribution
 from projections.arrow import batch_to_ipc
 from projections.decoding import EncodedSlice, SliceEncoder
+from projections.live import LiveHub
 from projections.rows import ProjectionBatch
 from projections.warehouse import Warehouse
 from schemas import topics
@@ -97,6 +98,7 @@ class Projector:
         workers: int = 1,
         heartbeat_every_s: float = 5.0,
         linger_s: float = 0.2,
+        hub: LiveHub | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.warehouse = warehouse
@@ -111,6 +113,8 @@ class Projector:
         self.worker_id = f"projector-{socket.gethostname()}-{os.getpid()}"
         self._last_heartbeat = 0.0
         self._records_at_heartbeat = 0
+        self.hub = hub
+        """Where committed slices' summaries go; they are built only while someone subscribes."""
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -157,7 +161,8 @@ class Projector:
                 if fetched:
                     self.stats.fetch_s += time.perf_counter() - started
                     raw = [(m.topic, m.partition, m.offset, m.value) for ms in fetched.values() for m in ms]
-                    in_flight.append((fetched, asyncio.ensure_future(encoder.encode(raw)), started))
+                    summarize = self.hub is not None and self.hub.active
+                    in_flight.append((fetched, asyncio.ensure_future(encoder.encode(raw, summarize)), started))
                 else:
                     self._note_idle(consumer)
                 await self._maybe_heartbeat(producer)
@@ -205,6 +210,8 @@ class Projector:
         offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in fetched.items()}
         await consumer.commit(offsets)
         self._note_progress(consumer, fetched, encoded)
+        if encoded.summaries and self.hub is not None:
+            self.hub.publish(encoded.summaries)
 
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.topics()  # refreshes metadata

@@ -13,6 +13,7 @@ import orjson
 
 from domain.patterns import StepOutcomes, Workflow
 from projections.views import (
+    AttemptView,
     DeadLetterView,
     DefinitionVersion,
     RetryView,
@@ -77,13 +78,52 @@ ORDER BY first_started_at, step_id
 """
 
 
+SELECT_RUN_ATTEMPTS = """
+SELECT
+    step_id,
+    attempt,
+    argMax(service, (occurred_at, status_rank)) AS service,
+    argMax(status, (occurred_at, status_rank)) AS attempt_status,
+    minIf(occurred_at, status = 'running') AS started,
+    maxIf(occurred_at, status IN ('succeeded', 'failed', 'skipped')) AS ended,
+    argMaxIf(duration_ms, occurred_at, duration_ms IS NOT NULL) AS duration,
+    minIf(occurred_at, status = 'retry_scheduled') AS scheduled,
+    argMaxIf(due_at, occurred_at, status = 'retry_scheduled') AS due,
+    argMaxIf(error_message, occurred_at, error_message != '') AS error
+FROM (
+    SELECT * FROM steps
+    WHERE tenant_id = {tenant_id:String} AND run_id = {run_id:String}
+    LIMIT 1 BY event_id
+)
+GROUP BY step_id, attempt
+ORDER BY step_id, attempt
+"""
+
+
 def get_run(wh: Warehouse, tenant_id: str, run_id: str) -> RunView | None:
     params = {"tenant_id": tenant_id, "run_id": run_id}
     rows = wh.query_dicts(SELECT_RUN, params)
     if not rows:
         return None
-    steps = [_step_view(r) for r in wh.query_dicts(SELECT_RUN_STEPS, params)]
+    attempts: dict[str, list[AttemptView]] = {}
+    for row in wh.query_dicts(SELECT_RUN_ATTEMPTS, params):
+        attempts.setdefault(row["step_id"], []).append(_attempt_view(row))
+    steps = [
+        _step_view(r).model_copy(update={"attempts_timeline": attempts.get(r["step_id"], [])})
+        for r in wh.query_dicts(SELECT_RUN_STEPS, params)
+    ]
     return RunView(**_summary_fields(rows[0]), steps=steps)
+
+
+def _attempt_view(row: dict[str, Any]) -> AttemptView:
+    def when(value: datetime | None) -> datetime | None:
+        return _utc(value) if value is not None and value.year > 1970 else None
+
+    return AttemptView(
+        attempt=row["attempt"], service=row["service"], status=row["attempt_status"], started_at=when(row["started"]),
+        ended_at=when(row["ended"]), duration_ms=row["duration"], scheduled_at=when(row["scheduled"]),
+        due_at=when(row["due"]), error=row["error"] or None,
+    )  # fmt: skip
 
 
 SELECT_RUNS_BY_ID = f"""
@@ -92,6 +132,26 @@ FROM runs
 WHERE tenant_id = {{tenant_id:String}} AND run_id IN {{run_ids:Array(String)}}
 GROUP BY run_id
 """
+
+
+SELECT_RECENT_RUNS = f"""
+SELECT * FROM (
+    SELECT {_RUN_FOLD}
+    FROM runs
+    WHERE tenant_id = {{tenant_id:String}}
+      AND run_id IN (SELECT run_id FROM runs WHERE tenant_id = {{tenant_id:String}}
+                     AND started_at >= {{since:DateTime64(3, 'UTC')}})
+    GROUP BY run_id
+)
+ORDER BY started DESC, run_id DESC
+LIMIT {{limit:UInt32}}
+"""
+
+
+def recent_runs(wh: Warehouse, tenant_id: str, *, since: datetime, limit: int) -> list[RunSummary]:
+    """The tenant's runs started since ``since``, newest first."""
+    rows = wh.query_dicts(SELECT_RECENT_RUNS, {"tenant_id": tenant_id, "since": since, "limit": limit})
+    return [RunSummary(**_summary_fields(r)) for r in rows]
 
 
 def get_run_summaries(wh: Warehouse, tenant_id: str, run_ids: list[str]) -> list[RunSummary]:

@@ -7,13 +7,14 @@ invalid items become ``DeadLetter`` values carrying the reason and
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
 from pydantic import ValidationError
 
 from projections.rows import ProjectionBatch
+from projections.summaries import Summary, summarize
 from schemas import topics
 from schemas.deadletters import DeadLetter, preview
 from schemas.registry import decode
@@ -33,11 +34,14 @@ class SliceResult:
     new_dead_letters: list[DeadLetter]
     """Dead letters found in this slice, to publish on the dead-letter topic."""
     records: int = 0
+    summaries: list[Summary] = field(default_factory=list)
+    """Live summaries of the slice's records, when asked for (``summarize_records=True``)."""
 
 
-def project_slice(records: Iterable[LogRecord], *, now: datetime) -> SliceResult:
+def project_slice(records: Iterable[LogRecord], *, now: datetime, summarize_records: bool = False) -> SliceResult:
     batch = ProjectionBatch()
     letters: list[DeadLetter] = []
+    summaries: list[Summary] = []
     count = 0
     for rec in records:
         if rec.topic == topics.DEAD_LETTERS:
@@ -46,6 +50,8 @@ def project_slice(records: Iterable[LogRecord], *, now: datetime) -> SliceResult
         good, bad = decode(rec.value)
         for record in good:
             batch.add_record(record, rec.topic, rec.partition, rec.offset)
+        if summarize_records:
+            summaries += [s for s in map(summarize, good) if s is not None]
         count += len(good)
         for rejected in bad:
             letters.append(
@@ -60,7 +66,7 @@ def project_slice(records: Iterable[LogRecord], *, now: datetime) -> SliceResult
                     dead_lettered_at=now,
                 )
             )
-    return SliceResult(batch, letters, count)
+    return SliceResult(batch, letters, count, summaries)
 
 
 def _project_dead_letter(batch: ProjectionBatch, rec: LogRecord) -> None:

@@ -25,6 +25,23 @@ class RetryView(View):
     reason: str
 
 
+class AttemptView(View):
+    """One attempt of a step, for timelines: when it ran and how it ended."""
+
+    attempt: int
+    """0 for a skipped step (it never ran)."""
+    service: str
+    status: Literal["running", "succeeded", "failed", "retry_scheduled", "skipped"]
+    started_at: datetime | None
+    """None while the attempt is only scheduled."""
+    ended_at: datetime | None
+    duration_ms: float | None
+    scheduled_at: datetime | None = None
+    """When the retry that runs this attempt was scheduled."""
+    due_at: datetime | None = None
+    error: str | None = None
+
+
 class StepView(View):
     step_id: str
     service: str
@@ -53,6 +70,8 @@ class StepView(View):
     """Set when the latest attempt called the step's fallback: the step's own service, which had failed."""
     retry_schedule: list[RetryView] = []
     """Every retry the executor scheduled for this step."""
+    attempts_timeline: list[AttemptView] = []
+    """Each attempt with its start and end, oldest first."""
 
 
 class RunSummary(View):

@@ -202,6 +202,20 @@ class AlertRaised(Envelope):
     payload: AlertRaisedPayload
 
 
+class AlertAcknowledgedPayload(FrozenModel):
+    """Someone has seen a firing alert and is on it; it keeps firing (and notifying) until it resolves."""
+
+    alert_id: str = Field(max_length=128)
+    acknowledged_by: str = Field(default="", max_length=128)
+    comment: str = Field(default="", max_length=1024)
+
+
+class AlertAcknowledged(Envelope):
+    type: Literal["AlertAcknowledged"] = "AlertAcknowledged"
+    schema_version: Literal[1] = 1
+    payload: AlertAcknowledgedPayload
+
+
 class WorkerHeartbeatPayload(FrozenModel):
     """A process saying it is alive, and how far it has got."""
 
@@ -246,5 +260,6 @@ MONITORING_RECORDS = (
     AlertRuleDeleted,
     SilenceCreated,
     AlertRaised,
+    AlertAcknowledged,
     WorkerHeartbeat,
 )

@@ -53,6 +53,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "AlertRuleDeleted": topics.ALERT_CONTROL,
     "SilenceCreated": topics.ALERT_CONTROL,
     "AlertRaised": topics.ALERT_CONTROL,
+    "AlertAcknowledged": topics.ALERT_CONTROL,
     "WorkerHeartbeat": topics.WORKER_HEARTBEATS,
     **{cls.model_fields["type"].default: topics.TROUBLESHOOTING_SESSIONS for cls in TROUBLESHOOTING_RECORDS},
     "OptimizationAnalyzed": topics.OPTIMIZATIONS,

@@ -14,6 +14,8 @@ from domain.rolling import pane_config, replay_ticks
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
+    AlertAcknowledged,
+    AlertAcknowledgedPayload,
     AlertRaised,
     AlertRaisedPayload,
     AlertRuleDefined,
@@ -251,6 +253,9 @@ class AlertPublic(BaseModel):
     failed_deliveries: int
     muted: str | None = None
     """Why it was not notified, if it was silenced (``silenced:<id>``) or inhibited."""
+    acknowledged_at: datetime | None = None
+    """When someone acknowledged the current firing (an acknowledgement ends when the alert fires again)."""
+    acknowledged_by: str | None = None
 
 
 class AlertsPublic(BaseModel):
@@ -276,6 +281,49 @@ async def list_alerts(
         severity=severity, rule=rule, since=since or datetime(1970, 1, 1, tzinfo=UTC), limit=limit,
     )  # fmt: skip
     return AlertsPublic(alerts=[AlertPublic(**r) for r in rows])
+
+
+class AcknowledgeRequest(BaseModel):
+    acknowledged_by: str = Field(default="", max_length=128)
+    comment: str = Field(default="", max_length=1024)
+
+
+class AcknowledgedPublic(BaseModel):
+    alert_id: str
+    acknowledged_at: datetime
+    acknowledged_by: str
+
+
+AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)]
+
+
+@router.post(
+    "/alerts/{alert_id}/ack", response_model=AcknowledgedPublic, status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such alert"}, 409: {"description": "the alert is not firing or pending"}},
+)  # fmt: skip
+async def acknowledge_alert(
+    alert_id: AlertId, state: State, tenant: Tenant, body: AcknowledgeRequest | None = None
+) -> AcknowledgedPublic:
+    """Acknowledge a firing (or pending) alert: an `AlertAcknowledged` event, shown in the alert views until the
+    alert fires again. It does not mute notifications; a silence does."""
+    body = body or AcknowledgeRequest()
+    rows = await run_in_threadpool(
+        alert_queries.list_alerts, state.warehouse, tenant, state="", severity="", rule="",
+        since=datetime(1970, 1, 1, tzinfo=UTC), limit=1, alert_id=alert_id,
+    )  # fmt: skip
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert '{alert_id}'")
+    if rows[0]["state"] not in ("firing", "pending"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"alert '{alert_id}' is {rows[0]['state']}, not firing")
+    labels = rows[0]["labels"]
+    record = AlertAcknowledged(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant,
+        workflow_id=labels["workflow"] if _is_id(labels.get("workflow")) else MONITORING,
+        payload=AlertAcknowledgedPayload(alert_id=alert_id, acknowledged_by=body.acknowledged_by, comment=body.comment),
+    )  # fmt: skip
+    await state.producer.send([record])
+    return AcknowledgedPublic(alert_id=alert_id, acknowledged_at=record.occurred_at,
+                              acknowledged_by=body.acknowledged_by)  # fmt: skip
 
 
 class RaiseAlertRequest(BaseModel):

@@ -1,6 +1,6 @@
 """Runs and their steps, as projected from the log."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -19,14 +19,22 @@ IdQuery = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0
 IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 
 
+RECENT = timedelta(days=1)
+
+
 @router.get("/api/runs", response_model=list[RunSummary])
 async def get_runs(
     state: State,
     tenant: Tenant,
-    run_ids: Annotated[list[IdQuery], Query(alias="run_id", min_length=1, max_length=500)],
+    run_ids: Annotated[list[IdQuery] | None, Query(alias="run_id", max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Without run_id: how many recent runs")] = 50,
 ) -> list[RunSummary]:
-    """Summaries of several runs at once (`?run_id=a&run_id=b`); unknown ids are left out."""
-    return await run_in_threadpool(queries.get_run_summaries, state.warehouse, tenant, run_ids)
+    """Summaries of several runs at once (`?run_id=a&run_id=b`; unknown ids are left out), or without `run_id`
+    the tenant's runs of the last 24 hours, newest first."""
+    if run_ids:
+        return await run_in_threadpool(queries.get_run_summaries, state.warehouse, tenant, run_ids)
+    since = datetime.now(UTC) - RECENT
+    return await run_in_threadpool(queries.recent_runs, state.warehouse, tenant, since=since, limit=limit)
 
 
 @router.get("/api/runs/{run_id}", response_model=RunView, responses={404: {"description": "no such run"}})
