@@ -249,7 +249,7 @@ def browser_context(playwright: Any) -> tuple[Any, Any]:
     return browser, context
 
 
-def bench_dashboard(samples: int = 10, screenshots: Path | None = None) -> int:
+def bench_dashboard(samples: int = 10, screenshots: Path | None = None, warmup_s: float = 0.0) -> int:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -264,6 +264,9 @@ def bench_dashboard(samples: int = 10, screenshots: Path | None = None) -> int:
     ):
         say(f"stack up in {time.monotonic() - started:.1f}s; waiting for demo runs")
         stack.wait_for_runs()
+        if warmup_s > 0:
+            say(f"{warmup_s:.0f}s more of demo traffic, so that the charts have closed windows")
+            time.sleep(warmup_s)
         browser, context = browser_context(playwright)
         context.add_init_script(key_script(stack.key))
         context.add_init_script(READY_PROBE)
@@ -300,7 +303,8 @@ def bench_dashboard(samples: int = 10, screenshots: Path | None = None) -> int:
     return 0
 
 
-OUTAGE = [{"service": "clearbit", "from_s": 0, "to_s": 40, "fault": "503", "rate": 1.0}]
+OUTAGE_SERVICE = "clearbit"
+OUTAGE: list[dict[str, Any]] = [{"service": OUTAGE_SERVICE, "from_s": 0, "to_s": 40, "fault": "503", "rate": 1.0}]
 """An outage of the demo's lead enrichment's first step: its runs fail and open one troubleshooting session."""
 
 
@@ -318,12 +322,18 @@ def session_about(http: httpx.Client, service: str) -> str | None:
 
 
 def take_screenshots(page: Any, stack: DemoStack, http: httpx.Client, directory: Path) -> None:
-    """The overview, the timeline of a finished demo run with parallel steps, and an outage's session."""
+    """An outage of clearbit, then: the overview, the timeline of a finished demo run with parallel steps, and the
+    troubleshooting session the outage opened."""
     directory.mkdir(parents=True, exist_ok=True)
     start_outage(stack)
+    deadline = time.monotonic() + 90
+    while (session_id := session_about(http, OUTAGE_SERVICE)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no troubleshooting session about the outage within 90 s")
+        time.sleep(1)
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
-    page.wait_for_timeout(3000)
+    page.wait_for_timeout(2000)
     page.screenshot(path=str(directory / "overview.png"))
     row = page.wait_for_selector(
         "[data-testid=run-row][data-workflow-id=deploy-announcement][data-status=succeeded]", timeout=60_000
@@ -331,12 +341,8 @@ def take_screenshots(page: Any, stack: DemoStack, http: httpx.Client, directory:
     row.click()
     page.wait_for_selector("[data-testid=run-timeline] [data-testid=gantt-bar]")
     page.locator("[data-testid=run-timeline]").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     page.screenshot(path=str(directory / "run-timeline.png"))
-    deadline = time.monotonic() + 90
-    while (session_id := session_about(http, "clearbit")) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError("no troubleshooting session about the clearbit outage within 90 s")
-        time.sleep(1)
     page.wait_for_selector(f"[data-testid=session-row][data-session-id='{session_id}']", timeout=30_000).click()
     page.wait_for_selector("[data-testid=session-detail]")
     page.locator("[data-testid=session-detail]").scroll_into_view_if_needed()

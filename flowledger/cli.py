@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     dashboard.add_argument("--samples", type=int, default=10, help="page loads, and runs produced while one is open")
     dashboard.add_argument("--screenshots", type=Path, default=None, help="also save the documentation's screenshots")
+    dashboard.add_argument("--warmup-s", type=float, default=0.0, help="seconds of demo traffic before measuring")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -272,7 +273,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "dashboard":
         from flowledger.bench_dashboard import bench_dashboard
 
-        return bench_dashboard(samples=args.samples, screenshots=args.screenshots)
+        return bench_dashboard(samples=args.samples, screenshots=args.screenshots, warmup_s=args.warmup_s)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

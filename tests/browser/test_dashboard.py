@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from flowledger.bench_dashboard import (
-    OUTAGE,
+    OUTAGE_SERVICE,
     load_timings,
     produce_failing_run,
     seen_latency_ms,
@@ -88,8 +88,12 @@ def test_a_failing_run_produced_now_appears_as_failed_without_reload(dashboard, 
     row = f"[data-testid=run-row][data-run-id='{run_id}']"
     dashboard.wait_for_selector(f"{row}[data-status=failed]", timeout=WAIT_MS)
     assert dashboard.evaluate("() => window.__notReloaded") is True
-    first = dashboard.query_selector("[data-testid=runs] [data-testid=run-row]")
-    assert first is not None and first.get_attribute("data-run-id") == run_id  # newest first
+    order = dashboard.eval_on_selector_all(
+        "[data-testid=runs] [data-testid=run-row]", "rows => rows.map(r => [r.dataset.runId, Number(r.dataset.seenAt)])"
+    )
+    ours = [r for r, _ in order].index(run_id)
+    assert all(seen >= order[ours][1] for _, seen in order[:ours]), order  # newest first: only later rows above it
+    assert len(order) > ours + 1, order  # the rows that were there before stay below it
     record("live_update_ms", round(latency, 1))
 
 
@@ -105,9 +109,13 @@ def test_an_alert_raised_by_hand_is_silenced_from_the_page(dashboard, http):
         f"[data-testid=alert-row][data-alert-id='{alert_id}'][data-silenced=true]", timeout=WAIT_MS
     )
 
+    matched = {**labels, "rule": body["rule"]}  # what a silence's matchers are matched against
+
+    def mutes(silence):
+        return all(fnmatch.fnmatchcase(matched.get(k, ""), glob) for k, glob in silence["matchers"].items())
+
     def silenced():
-        silences = http.get("/api/workflows/monitoring/silences").json()["silences"]
-        return [s for s in silences if all(fnmatch.fnmatchcase(labels.get(k, ""), v) for k, v in s["matchers"].items())]
+        return [s for s in http.get("/api/workflows/monitoring/silences").json()["silences"] if mutes(s)]
 
     found = eventually(silenced)
     assert found, http.get("/api/workflows/monitoring/silences").text
@@ -157,7 +165,7 @@ def test_clicking_a_run_shows_its_gantt_timeline(dashboard, http):
 
 def test_a_sandbox_outage_opens_a_session_whose_evidence_the_page_shows(dashboard, http, stack):
     start_outage(stack)
-    service = OUTAGE[0]["service"]
+    service = OUTAGE_SERVICE
     session_id = eventually(lambda: session_about(http, service), timeout_s=90, every_s=1)
     assert session_id, http.get("/api/workflows/troubleshooting/sessions").text
     row = dashboard.wait_for_selector(f"[data-testid=session-row][data-session-id='{session_id}']", timeout=WAIT_MS)
