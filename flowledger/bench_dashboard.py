@@ -308,15 +308,31 @@ OUTAGE: list[dict[str, Any]] = [{"service": OUTAGE_SERVICE, "from_s": 0, "to_s":
 """An outage of the demo's lead enrichment's first step: its runs fail and open one troubleshooting session."""
 
 
-def start_outage(stack: DemoStack) -> None:
-    httpx.put(f"{stack.sandbox_url}/_sandbox/faults", json=OUTAGE, timeout=5).raise_for_status()
+def outage_session(stack: DemoStack, http: httpx.Client, timeout_s: float = 90) -> str:
+    """Start the outage and wait for the session it opens; its id.
+
+    The schedule is put again every few seconds: the demo puts its own at the start of every cycle.
+    """
+    deadline = time.monotonic() + timeout_s
+    put_at = 0.0
+    while True:
+        if time.monotonic() - put_at > 10:
+            httpx.put(f"{stack.sandbox_url}/_sandbox/faults", json=OUTAGE, timeout=5).raise_for_status()
+            put_at = time.monotonic()
+        session_id = session_about(http, OUTAGE_SERVICE)
+        if session_id is not None:
+            return session_id
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no troubleshooting session about the {OUTAGE_SERVICE} outage within {timeout_s:.0f}s")
+        time.sleep(1)
 
 
-def session_about(http: httpx.Client, service: str) -> str | None:
-    """The newest session whose top cause names ``service``, if one is open or closed yet."""
+def session_about(http: httpx.Client, service: str, error_class: str = "upstream_5xx") -> str | None:
+    """The newest session about ``service`` failing with ``error_class`` (not the demo's rare timeouts), if any."""
     answer = http.get("/api/workflows/troubleshooting/sessions")
     for session in answer.json().get("sessions", []) if answer.status_code == 200 else []:
-        if service in json.dumps(session):
+        text = json.dumps(session)
+        if service in text and error_class in text:
             return str(session["session_id"])
     return None
 
@@ -325,12 +341,7 @@ def take_screenshots(page: Any, stack: DemoStack, http: httpx.Client, directory:
     """An outage of clearbit, then: the overview, the timeline of a finished demo run with parallel steps, and the
     troubleshooting session the outage opened."""
     directory.mkdir(parents=True, exist_ok=True)
-    start_outage(stack)
-    deadline = time.monotonic() + 90
-    while (session_id := session_about(http, OUTAGE_SERVICE)) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError("no troubleshooting session about the outage within 90 s")
-        time.sleep(1)
+    session_id = outage_session(stack, http)
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_timeout(2000)

@@ -11,10 +11,9 @@ import pytest
 from flowledger.bench_dashboard import (
     OUTAGE_SERVICE,
     load_timings,
+    outage_session,
     produce_failing_run,
     seen_latency_ms,
-    session_about,
-    start_outage,
 )
 from tests.browser.conftest import ARTIFACTS, PageLog, record
 
@@ -164,10 +163,8 @@ def test_clicking_a_run_shows_its_gantt_timeline(dashboard, http):
 
 
 def test_a_sandbox_outage_opens_a_session_whose_evidence_the_page_shows(dashboard, http, stack):
-    start_outage(stack)
     service = OUTAGE_SERVICE
-    session_id = eventually(lambda: session_about(http, service), timeout_s=90, every_s=1)
-    assert session_id, http.get("/api/workflows/troubleshooting/sessions").text
+    session_id = outage_session(stack, http)
     row = dashboard.wait_for_selector(f"[data-testid=session-row][data-session-id='{session_id}']", timeout=WAIT_MS)
     row.click()
     detail = dashboard.wait_for_selector("[data-testid=session-detail]", timeout=WAIT_MS)
