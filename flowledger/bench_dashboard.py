@@ -281,13 +281,13 @@ def bench_dashboard(samples: int = 10, screenshots: Path | None = None, warmup_s
             if timing["ready_ms"] is not None:
                 readies.append(float(timing["ready_ms"]))
         page = open_dashboard(context, stack.url)
+        if screenshots is not None:  # before the benchmark's own failing runs join the demo's
+            take_screenshots(page, stack, http, screenshots)
         updates = []
         for _ in range(samples):
             run_id, sent_ms = produce_failing_run(http, "bench-dashboard")
             updates.append(seen_latency_ms(page, run_id, sent_ms))
             time.sleep(0.3)
-        if screenshots is not None:
-            take_screenshots(page, stack, http, screenshots)
         page.close()
         browser.close()
     result = {
@@ -351,12 +351,25 @@ def take_screenshots(page: Any, stack: DemoStack, http: httpx.Client, directory:
     )
     row.click()
     page.wait_for_selector("[data-testid=run-timeline] [data-testid=gantt-bar]")
-    page.locator("[data-testid=run-timeline]").scroll_into_view_if_needed()
+    scroll_to(page, "[data-testid=runs]")
     page.wait_for_timeout(500)
     page.screenshot(path=str(directory / "run-timeline.png"))
     page.wait_for_selector(f"[data-testid=session-row][data-session-id='{session_id}']", timeout=30_000).click()
     page.wait_for_selector("[data-testid=session-detail]")
-    page.locator("[data-testid=session-detail]").scroll_into_view_if_needed()
+    scroll_to(page, "[data-testid=sessions]")
     page.wait_for_timeout(500)
     page.screenshot(path=str(directory / "troubleshooting-session.png"))
     say(f"screenshots in {directory}")
+
+
+def scroll_to(page: Any, selector: str) -> None:
+    """Scroll so that the panel holding ``selector`` starts just below the page's sticky header."""
+    page.eval_on_selector(
+        selector,
+        """e => {
+          const panel = e.closest('section') || e;
+          const header = document.querySelector('header');
+          const top = panel.getBoundingClientRect().top + window.scrollY - (header ? header.offsetHeight + 12 : 0);
+          window.scrollTo(0, Math.max(0, top));
+        }""",
+    )
