@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 hub=state.live,
             )
             state.telemetry.projector_stats = state.projector.stats
+            state.telemetry.live = state.live
             task = asyncio.create_task(state.projector.run(stopping), name="projector")
             task.add_done_callback(_log_crash)
         app.state.flowledger = state

@@ -31,6 +31,7 @@ from flowledger.lag import consumer_lag
 from flowledger.settings import WORKER_APP_IDS, Settings
 from projections import queries
 from projections.alert_queries import firing_by_severity
+from projections.live import LiveHub
 from projections.projector import ProjectorStats
 from projections.troubleshooting_queries import count_open_sessions
 from projections.warehouse import Warehouse
@@ -88,6 +89,8 @@ class Telemetry:
     snapshot: Snapshot = field(default_factory=Snapshot)
     projector_stats: ProjectorStats | None = None
     """Set when the projector runs in this process."""
+    live: LiveHub | None = None
+    """The live stream's hub, with the projector."""
 
     def __post_init__(self) -> None:
         self.events = Counter(
@@ -159,6 +162,20 @@ class _SnapshotCollector(Collector):
         yield from worker_families([b for b in beats if b.get("role") != "projector"])
         yield from projector_families(stats, [b for b in beats if b.get("role") == "projector"])
         yield from warehouse_families(snapshot.firing, snapshot.open_sessions)
+        if self.telemetry.live is not None:
+            yield from stream_families(self.telemetry.live)
+
+
+def stream_families(hub: LiveHub) -> Iterator[Metric]:
+    yield GaugeMetricFamily("flowledger_stream_subscribers", "Open /api/stream connections.", value=len(hub))
+    yield CounterMetricFamily(
+        "flowledger_stream_summaries_published", "Summaries the projector handed to the live stream.",
+        value=hub.published,
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "flowledger_stream_summaries_dropped", "Summaries slow stream clients lost (each was told: `lagged`).",
+        value=hub.dropped,
+    )  # fmt: skip
 
 
 def source_up(snapshot: Snapshot) -> GaugeMetricFamily:

@@ -143,20 +143,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from api.main import create_app
+    from api.server import serve
     from flowledger.procs import tune_gc_for_throughput
 
     settings = Settings()
     tune_gc_for_throughput()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.flowledger_api_host,
-        port=settings.python_api_port,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    serve(settings)
     return 0
 
 

@@ -41,10 +41,16 @@ class Subscription:
     def wants(self, summary: dict[str, Any]) -> bool:
         return self.tenant == OPERATOR or summary.get("tenant_id") == self.tenant
 
-    def offer(self, summary: dict[str, Any]) -> None:
-        if len(self.queue) == self.max_queue:
+    def offer(self, summary: dict[str, Any]) -> bool:
+        """Queue ``summary``; False when that pushed the oldest one out."""
+        full = len(self.queue) == self.max_queue
+        if full:
             self.dropped += 1  # the deque drops the oldest item itself
         self.queue.append(summary)
+        self._wake.set()
+        return not full
+
+    def wake(self) -> None:
         self._wake.set()
 
     def take(self) -> Batch:
@@ -69,6 +75,16 @@ class LiveHub:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self.published = 0
+        self.dropped = 0
+        """Summaries pushed out of slow subscribers' queues, over all subscribers."""
+        self.closed = False
+        """Set when the process stops: readers finish instead of waiting for more."""
+
+    def close(self) -> None:
+        """Wake every subscriber for the last time (``closed`` tells their readers to end)."""
+        self.closed = True
+        for subscription in self._subscribers:
+            subscription.wake()
 
     @property
     def active(self) -> bool:
@@ -92,5 +108,5 @@ class LiveHub:
         self.published += len(items)
         for subscription in self._subscribers:
             for summary in items:
-                if subscription.wants(summary):
-                    subscription.offer(summary)
+                if subscription.wants(summary) and not subscription.offer(summary):
+                    self.dropped += 1

@@ -3,10 +3,12 @@
 A summary is a small JSON-ready dict: ``kind`` (the stream's event name),
 ``tenant_id``, ``workflow_id``, ``at`` (the record's ``occurred_at``, ISO 8601)
 and a few fields of the payload. Records nobody watches live (definitions,
-commands, heartbeats, rules) have no summary.
+commands, heartbeats, rules, a step's start: its end carries its timing) have
+no summary. Builders are chosen by type, since this runs for every projected
+record while someone watches.
 
-Kinds: ``run.started``, ``run.finished``, ``step.started``, ``step.succeeded``,
-``step.failed``, ``step.retry``, ``alert.fired``, ``alert.notified``,
+Kinds: ``run.started``, ``run.finished``, ``step.succeeded``, ``step.failed``,
+``step.retry``, ``alert.fired``, ``alert.notified``,
 ``alert.resolved``, ``alert.acknowledged``, ``alert.silenced``,
 ``anomaly.detected``, ``session.opened``, ``session.updated``,
 ``optimization.analysed``, ``metric.window``.
@@ -20,23 +22,14 @@ from schemas.envelope import Envelope
 Summary = dict[str, Any]
 
 _RUN_END = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCancelled": "cancelled"}
-_STEP_KINDS = {"StepStarted": "step.started", "StepSucceeded": "step.succeeded", "StepFailed": "step.failed",
-               "StepRetryScheduled": "step.retry"}  # fmt: skip
-_ALERT_KINDS = {"AlertFired": "alert.fired", "AlertNotified": "alert.notified", "AlertResolved": "alert.resolved",
-                "AlertAcknowledged": "alert.acknowledged"}  # fmt: skip
 _SESSION_TYPES = frozenset({"EvidenceAdded", "RootCauseRanked", "ResolutionProposed", "ResolutionApplied",
                             "ResolutionVerified", "ResolutionFailed", "SessionClosed"})  # fmt: skip
 
 
 def summarize(record: Envelope) -> Summary | None:
     """The live summary of ``record``, or None when the stream does not carry its type."""
-    kind = record.type
-    make = _BUILDERS.get(kind)
-    if make is None:
-        if kind in _SESSION_TYPES:
-            return _session(record, "session.updated")
-        return None
-    return make(record)
+    make = _BUILDERS.get(record.type)
+    return make(record) if make is not None else None
 
 
 def _base(record: Envelope, kind: str) -> Summary:
@@ -50,33 +43,48 @@ def _run_started(record: Envelope) -> Summary:
 
 def _run_finished(record: Envelope) -> Summary:
     p: Any = record.payload
-    error = getattr(p, "error", None)
+    error = p.error if record.type == "RunFailed" else None
     return {
         **_base(record, "run.finished"), "run_id": record.run_id, "status": _RUN_END[record.type],
-        "duration_ms": getattr(p, "duration_ms", None), "error": error.message if error is not None else None,
+        "duration_ms": p.duration_ms if record.type != "RunCancelled" else None,
+        "error": error.message if error is not None else None,
     }  # fmt: skip
 
 
-def _step(record: Envelope) -> Summary:
+def _step(record: Envelope, kind: str) -> Summary:
     p: Any = record.payload
-    out = {**_base(record, _STEP_KINDS[record.type]), "run_id": record.run_id, "step_id": record.step_id,
-           "service": p.service, "attempt": p.attempt}  # fmt: skip
-    if hasattr(p, "duration_ms"):
-        out["duration_ms"] = p.duration_ms
-    if hasattr(p, "error"):
-        out["error"] = {"type": p.error.type, "message": p.error.message}
-    if hasattr(p, "delay_s"):
-        out["delay_s"], out["reason"] = p.delay_s, p.reason
-    return out
+    return {**_base(record, kind), "run_id": record.run_id, "step_id": record.step_id, "service": p.service,
+            "attempt": p.attempt}  # fmt: skip
 
 
-def _alert(record: Envelope) -> Summary:
+def _step_succeeded(record: Envelope) -> Summary:
+    return {**_step(record, "step.succeeded"), "duration_ms": record.payload.duration_ms}
+
+
+def _step_failed(record: Envelope) -> Summary:
     p: Any = record.payload
-    out = {**_base(record, _ALERT_KINDS[record.type]), "alert_id": p.alert_id}
-    for name in ("rule", "severity", "value", "channel", "delivered", "acknowledged_by"):
-        if hasattr(p, name):
-            out[name] = getattr(p, name)
-    return out
+    return {**_step(record, "step.failed"), "duration_ms": p.duration_ms,
+            "error": {"type": p.error.type, "message": p.error.message}}  # fmt: skip
+
+
+def _step_retry(record: Envelope) -> Summary:
+    p: Any = record.payload
+    return {**_step(record, "step.retry"), "delay_s": p.delay_s, "reason": p.reason}
+
+
+def _alert(record: Envelope, kind: str) -> Summary:
+    p: Any = record.payload
+    return {**_base(record, kind), "alert_id": p.alert_id, "rule": p.rule, "severity": p.severity, "value": p.value}
+
+
+def _alert_notified(record: Envelope) -> Summary:
+    p: Any = record.payload
+    return {**_alert(record, "alert.notified"), "channel": p.channel, "delivered": p.delivered}
+
+
+def _alert_acknowledged(record: Envelope) -> Summary:
+    p: Any = record.payload
+    return {**_base(record, "alert.acknowledged"), "alert_id": p.alert_id, "acknowledged_by": p.acknowledged_by}
 
 
 def _silence(record: Envelope) -> Summary:
@@ -97,7 +105,7 @@ def _anomaly(record: Envelope) -> Summary:
 def _session(record: Envelope, kind: str = "session.opened") -> Summary:
     p: Any = record.payload
     out = {**_base(record, kind), "session_id": p.session_id, "type": record.type}
-    if hasattr(p, "summary"):
+    if record.type == "SessionOpened":
         out["summary"] = p.summary
     return out
 
@@ -122,11 +130,17 @@ def _window(record: Envelope) -> Summary:
 _BUILDERS: dict[str, Callable[[Envelope], Summary]] = {
     "RunStarted": _run_started,
     **dict.fromkeys(_RUN_END, _run_finished),
-    **dict.fromkeys(_STEP_KINDS, _step),
-    **dict.fromkeys(_ALERT_KINDS, _alert),
+    "StepSucceeded": _step_succeeded,
+    "StepFailed": _step_failed,
+    "StepRetryScheduled": _step_retry,
+    "AlertFired": lambda r: _alert(r, "alert.fired"),
+    "AlertResolved": lambda r: _alert(r, "alert.resolved"),
+    "AlertNotified": _alert_notified,
+    "AlertAcknowledged": _alert_acknowledged,
     "SilenceCreated": _silence,
     "AnomalyDetected": _anomaly,
     "SessionOpened": _session,
+    **dict.fromkeys(_SESSION_TYPES, lambda r: _session(r, "session.updated")),
     "OptimizationAnalyzed": _optimization,
     "MetricWindowClosed": _window,
 }

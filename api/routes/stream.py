@@ -5,6 +5,7 @@ summary kind (``run.started``, ``step.failed``, ``alert.fired`` ...; see
 ``projections.summaries``) and its data one JSON object. The first event is
 ``ready``; a client that falls behind gets ``lagged`` with how many summaries
 it lost (reload what it shows); a comment line keeps idle connections open.
+The stream ends when the server stops (``api.server``); clients reconnect.
 The key goes in the ``Authorization`` header as on every route, so browsers
 read the stream with ``fetch``, not ``EventSource`` (which cannot send headers).
 """
@@ -33,7 +34,7 @@ async def _events(request: Request, hub: LiveHub, tenant: str) -> AsyncIterator[
     """Until the client goes; the subscription ends with the generator (disconnect or cancellation)."""
     with hub.subscribe(tenant) as subscription:
         yield sse("ready", {"tenant": tenant, "heartbeat_s": HEARTBEAT_S})
-        while not await request.is_disconnected():
+        while not hub.closed and not await request.is_disconnected():
             batch = await subscription.next(HEARTBEAT_S)
             if batch.dropped:
                 yield sse("lagged", {"dropped": batch.dropped})

@@ -5,11 +5,10 @@ import { drawGantt } from "./gantt.js";
 import { follow } from "./stream.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const HOUR = 3600 * 1000;
 
 const view = {
   health: null, workflowHealth: [], metrics: null, anomalies: [], alerts: [], silences: [], runs: new Map(),
-  selectedRun: null, selectedSession: null, stream: null, chartWorkflow: "", seenAlerts: new Set(),
+  selectedRun: null, selectedSession: null, stream: null, chartWorkflow: "", rangeMs: 15 * 60 * 1000,
 };
 
 // ---------- small helpers ----------
@@ -94,6 +93,13 @@ function renderErrors() {
   banner.hidden = errors.size === 0;
 }
 
+/** A panel whose data could not be read says so (the banner says why). */
+function unavailable(container) {
+  const target = container.tagName === "TBODY" ? h("tr", { class: "placeholder" }, h("td", { colspan: 5 }, "Unavailable: see the error above."))
+    : h("p", { class: "empty bad-text" }, "Unavailable: see the error above.");
+  container.replaceChildren(target);
+}
+
 /** Call the API for one panel: errors go to the banner under the panel's name, never silently. */
 async function load(where, fn) {
   try {
@@ -116,6 +122,7 @@ function askForKey(hint, tenant = false) {
   $("[data-testid=api-key]").focus();
   if (view.stream) view.stream.stop();
   view.stream = null;
+  setLive("offline");
 }
 
 function setupKeyForm() {
@@ -147,6 +154,8 @@ async function loadHealth() {
     view.workflowHealth = workflows.subjects;
     renderWorkflowHealth(workflows);
     updateWorkflowChoices();
+  } else if (!view.workflowHealth.length) {
+    unavailable($("#health-rows"));
   }
 }
 
@@ -181,7 +190,7 @@ function renderWorkflowHealth(health) {
 // ---------- metrics ----------
 async function loadMetrics() {
   const end = new Date();
-  const start = new Date(end.getTime() - HOUR);
+  const start = new Date(end.getTime() - view.rangeMs);
   const [metrics, anomalies] = await Promise.all([
     load("Metrics", () => api("/api/workflows/monitoring/metrics", {
       params: { scope: "workflow", start: start.toISOString(), end: end.toISOString() }, tenantParam: true,
@@ -211,7 +220,7 @@ const chartOf = (metric) => METRIC_CHART[metric] || (metric && metric.startsWith
 function renderCharts() {
   if (!view.metrics) return;
   const end = Date.now();
-  const start = end - HOUR;
+  const start = end - view.rangeMs;
   const wanted = view.chartWorkflow;
   const series = view.metrics.series.filter((s) => !wanted || s.key === wanted);
   const color = new Map(view.metrics.series.map((s, i) => [s.key, PALETTE[i % PALETTE.length]]));
@@ -229,10 +238,12 @@ function renderCharts() {
   const band = anomalies.filter((a) => chartOf(a.metric) === "latency" && a.expected_low != null && a.expected_high != null)
     .map((a) => ({ t0: Date.parse(a.window_start || a.detected_at), t1: Date.parse(a.window_start || a.detected_at) + windowMs,
       lo: a.expected_low, hi: a.expected_high }));
-  drawChart($("[data-testid=chart-throughput]"), { start, end, series: lines("throughput_per_s"), markers: markers("throughput") });
-  drawChart($("[data-testid=chart-error-rate]"), { start, end, series: lines("error_rate", 100), markers: markers("error-rate", 100),
+  const gapMs = windowMs * 1.5;
+  drawChart($("[data-testid=chart-throughput]"), { start, end, gapMs, series: lines("throughput_per_s"), markers: markers("throughput") });
+  drawChart($("[data-testid=chart-error-rate]"), { start, end, gapMs, series: lines("error_rate", 100), markers: markers("error-rate", 100),
     format: (v) => formatNumber(v, 1) });
-  drawChart($("[data-testid=chart-latency]"), { start, end, series: lines("latency_p95_ms"), markers: markers("latency"), band });
+  drawChart($("[data-testid=chart-latency]"), { start, end, gapMs, series: lines("latency_p95_ms"), markers: markers("latency"), band });
+  $("#series-legend").replaceChildren(...series.map((s) => h("span", { class: "series" }, h("i", { style: `background:${color.get(s.key)}` }), s.key)));
   const latest = (field, scale = 1) => {
     const values = series.map((s) => (s.open_window || s.windows[s.windows.length - 1] || {})[field]).filter((v) => v != null);
     if (!values.length) return "";
@@ -241,7 +252,7 @@ function renderCharts() {
   $("#now-throughput").textContent = latest("throughput_per_s");
   $("#now-error-rate").textContent = latest("error_rate", 100);
   $("#now-latency").textContent = latest("latency_p95_ms");
-  $("#chart-window").textContent = `last hour · ${view.metrics.window_s} s windows`;
+  $("#chart-window").textContent = `${view.metrics.window_s} s windows`;
 }
 
 function applyWindow(summary) {
@@ -269,6 +280,8 @@ async function loadAlerts() {
   if (alerts) {
     view.alerts = alerts.alerts;
     renderAlerts();
+  } else {
+    unavailable($("[data-testid=alerts]"));
   }
 }
 
@@ -303,10 +316,20 @@ function renderAlerts() {
         (a.value != null ? ` · value ${formatNumber(a.value)}` : "") +
         (a.acknowledged_by ? ` · acked by ${a.acknowledged_by}` : ""))),
     h("div", { class: "alert-actions" },
-      h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Silence for 1 hour", onclick: () => silence(a, row) }, "Silence 1h"),
-      h("button", { type: "button", class: "ghost small", "data-testid": "alert-ack", title: "Acknowledge", onclick: () => acknowledge(a, row) }, "Ack")));
+      h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Mute its notifications for 1 hour", onclick: () => silence(a, row) }, "Silence 1h"),
+      h("button", { type: "button", class: "ghost small", "data-testid": "alert-ack", title: "Say someone is on it", onclick: () => acknowledge(a, row) }, "Acknowledge")));
+    markDone(row);
     return row;
   }));
+}
+
+function markDone(row) {
+  const silenceButton = $("[data-testid=alert-silence]", row);
+  const ackButton = $("[data-testid=alert-ack]", row);
+  if (row.dataset.silenced === "true") silenceButton.textContent = "Silenced";
+  if (row.dataset.acked === "true") ackButton.textContent = "Acknowledged";
+  silenceButton.disabled = row.dataset.silenced === "true";
+  ackButton.disabled = row.dataset.acked === "true";
 }
 
 async function silence(alert, row) {
@@ -320,6 +343,7 @@ async function silence(alert, row) {
     view.silences.push(made);
     row.dataset.silenced = "true";
   }
+  markDone(row);
 }
 
 async function acknowledge(alert, row) {
@@ -331,14 +355,19 @@ async function acknowledge(alert, row) {
   button.disabled = false;
   if (done) {
     alert.acknowledged_at = done.acknowledged_at;
+    alert.acknowledged_by = done.acknowledged_by;
     row.dataset.acked = "true";
   }
+  markDone(row);
 }
 
 // ---------- runs and their timeline ----------
 async function loadRuns() {
   const runs = await load("Runs", () => api("/api/runs", { params: { limit: 40 } }));
-  if (!runs) return;
+  if (!runs) {
+    if (!view.runs.size) unavailable($("[data-testid=runs]"));
+    return;
+  }
   const now = Date.now();
   for (const run of runs) {
     const known = view.runs.get(run.run_id);
@@ -400,7 +429,8 @@ function onRunSummary(s) {
       ended_at: null, duration_ms: null, error_message: null, seenAt: Date.now() });
   } else if (s.kind === "run.finished") {
     const base = known || { run_id: s.run_id, workflow_id: s.workflow_id, started_at: s.at, seenAt: Date.now() };
-    view.runs.set(s.run_id, { ...base, status: s.status, ended_at: s.at, duration_ms: s.duration_ms, error_message: s.error });
+    const took = s.duration_ms ?? Math.max(Date.parse(s.at) - Date.parse(base.started_at), 0);
+    view.runs.set(s.run_id, { ...base, status: s.status, ended_at: s.at, duration_ms: took, error_message: s.error });
   } else {
     return;
   }
@@ -436,8 +466,11 @@ async function refreshTimeline() {
 // ---------- troubleshooting ----------
 async function loadSessions() {
   const data = await load("Troubleshooting", () => api("/api/workflows/troubleshooting/sessions", { params: { limit: 20 }, tenantParam: true }));
-  if (!data) return;
   const container = $("[data-testid=sessions]");
+  if (!data) {
+    unavailable(container);
+    return;
+  }
   if (!data.sessions.length) {
     container.replaceChildren(h("p", { class: "empty" }, "No troubleshooting session yet."));
     return;
@@ -495,8 +528,11 @@ function sessionDetail(data) {
 // ---------- optimization ----------
 async function loadOptimizations() {
   const data = await load("Optimization", () => api("/api/workflows/optimization/results", { params: { limit: 8 }, tenantParam: true }));
-  if (!data) return;
   const container = $("[data-testid=optimizations]");
+  if (!data) {
+    unavailable(container);
+    return;
+  }
   if (!data.results.length) {
     container.replaceChildren(h("p", { class: "empty" }, "No analysis yet."));
     return;
@@ -509,17 +545,19 @@ function optimizationItem(r) {
   const before = p.before;
   const after = p.after;
   const change = (b, a, lowerIsBetter = true) => {
-    if (b == null || a == null || b === 0) return h("span", {}, "");
+    if (b == null || a == null || b === 0) return h("span", { class: "muted" }, "");
     const rel = (a - b) / Math.abs(b);
     const good = lowerIsBetter ? rel < 0 : rel > 0;
     return h("span", { class: Math.abs(rel) < 0.005 ? "muted" : good ? "gain" : "loss" }, `${rel > 0 ? "+" : ""}${(rel * 100).toFixed(0)}%`);
   };
+  const line = (name, b, a, delta) => [h("span", { class: "h" }, name), h("span", {}, b), h("span", {}, a), delta];
   const table = before && after ? h("div", { class: "ba" },
     h("span", { class: "h" }, ""), h("span", { class: "h" }, "before"), h("span", { class: "h" }, "after"), h("span", { class: "h" }, ""),
-    "p50 duration", duration(before.p50_ms), duration(after.p50_ms), change(before.p50_ms, after.p50_ms),
-    "p95 duration", duration(before.p95_ms), duration(after.p95_ms), change(before.p95_ms, after.p95_ms),
-    "success rate", `${(before.success_rate * 100).toFixed(1)}%`, `${(after.success_rate * 100).toFixed(1)}%`, change(before.success_rate, after.success_rate, false),
-    "cost per run", formatNumber(before.cost_per_run, 4), formatNumber(after.cost_per_run, 4), change(before.cost_per_run, after.cost_per_run))
+    line("p50 duration", duration(before.p50_ms), duration(after.p50_ms), change(before.p50_ms, after.p50_ms)),
+    line("p95 duration", duration(before.p95_ms), duration(after.p95_ms), change(before.p95_ms, after.p95_ms)),
+    line("success rate", `${(before.success_rate * 100).toFixed(1)}%`, `${(after.success_rate * 100).toFixed(1)}%`,
+      change(before.success_rate, after.success_rate, false)),
+    line("cost per run", formatNumber(before.cost_per_run, 4), formatNumber(after.cost_per_run, 4), change(before.cost_per_run, after.cost_per_run)))
     : h("p", { class: "muted small" }, "No replayed comparison (nothing to apply or too few runs).");
   const recs = (r.recommendations || []).slice(0, 4).map((rec) => h("li", {}, h("b", {}, rec.kind),
     rec.step_ids && rec.step_ids.length ? ` (${rec.step_ids.join(", ")})` : "", ` — ${rec.rationale}`));
@@ -594,6 +632,7 @@ function onEvent(name, data) {
     return;
   }
   if (typeof data !== "object" || !data.kind) return;
+  if (savedTenant() && data.tenant_id !== savedTenant()) return; // an operator key watching one tenant
   if (name.startsWith("run.")) {
     onRunSummary(data);
     if (name === "run.finished") {
@@ -619,9 +658,16 @@ function onEvent(name, data) {
 
 function setLive(state, detail) {
   const el = $("[data-testid=live-status]");
+  const wasOffline = el.dataset.state === "offline";
   el.dataset.state = state;
   $("b", el).textContent = state;
-  if (state === "live" && detail && detail.tenant) $("#tenant-label").textContent = `tenant ${detail.tenant}`;
+  if (state === "live" && detail && detail.tenant) $("#tenant-label").textContent = `tenant ${savedTenant() || detail.tenant}`;
+  if (state === "live" && wasOffline && view.ready) {
+    // Back after a break: what happened meanwhile did not come through the stream.
+    refresh.runs();
+    refresh.alerts();
+    refresh.sessions();
+  }
 }
 
 function openStream() {
@@ -656,6 +702,10 @@ function init() {
   $("#chart-workflow").addEventListener("change", (e) => {
     view.chartWorkflow = e.target.value;
     renderCharts();
+  });
+  $("#chart-range").addEventListener("change", (e) => {
+    view.rangeMs = Number(e.target.value);
+    loadMetrics();
   });
   $("#timeline-close").addEventListener("click", () => {
     view.selectedRun = null;

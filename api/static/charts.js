@@ -24,13 +24,13 @@ export function formatNumber(v, digits = 2) {
   return Number(v.toFixed(digits)).toString();
 }
 
-const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
 
 /**
  * Draw into ``svg``: {start, end (ms), series: [{name, color, points: [{t, v}], open: {t, v}|null}],
- * band: [{t0, t1, lo, hi}], markers: [{t, v, title}], format: v => text}.
+ * band: [{t0, t1, lo, hi}], markers: [{t, v, title}], format: v => text, gapMs: a longer gap breaks a line}.
  */
-export function drawChart(svg, { start, end, series, band = [], markers = [], format = formatNumber }) {
+export function drawChart(svg, { start, end, series, band = [], markers = [], format = formatNumber, gapMs = Infinity }) {
   const box = svg.getBoundingClientRect();
   const width = Math.max(Math.round(box.width) || 480, 200);
   const height = Math.max(Math.round(box.height) || 180, 120);
@@ -54,7 +54,7 @@ export function drawChart(svg, { start, end, series, band = [], markers = [], fo
     el("line", { class: "gridline", x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }, svg);
     el("text", { class: "axis", x: PAD.left - 6, y: y(v) + 3, "text-anchor": "end" }, svg).textContent = format(v);
   }
-  const ticks = 4;
+  const ticks = width >= 420 ? 4 : 3;
   for (let i = 0; i <= ticks; i++) {
     const t = start + ((end - start) * i) / ticks;
     const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
@@ -78,8 +78,11 @@ export function drawChart(svg, { start, end, series, band = [], markers = [], fo
       .textContent = "no windows in this period yet";
   }
   for (const s of series) {
-    const pts = s.points.filter((p) => p.v != null && p.t >= start && p.t <= end);
-    if (pts.length) {
+    for (const pts of segments(s.points.filter((p) => p.v != null && p.t >= start && p.t <= end), gapMs)) {
+      if (pts.length === 1) {
+        el("circle", { cx: x(pts[0].t), cy: y(pts[0].v), r: 2.5, fill: s.color }, svg).appendChild(titleOf(`${s.name}: ${format(pts[0].v)}`));
+        continue;
+      }
       const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
       if (series.length === 1) {
         const area = `${d}L${x(pts[pts.length - 1].t).toFixed(1)},${y(0)}L${x(pts[0].t).toFixed(1)},${y(0)}Z`;
@@ -97,6 +100,17 @@ export function drawChart(svg, { start, end, series, band = [], markers = [], fo
     el("circle", { class: "marker", "data-testid": "anomaly-marker", cx: x(m.t), cy: y(m.v), r: 5 }, svg)
       .appendChild(titleOf(m.title));
   }
+}
+
+/** Runs of points with no gap longer than ``gapMs`` (no window closed there: the line is not drawn across). */
+function segments(points, gapMs) {
+  const runs = [];
+  for (const p of points) {
+    const last = runs[runs.length - 1];
+    if (last && p.t - last[last.length - 1].t <= gapMs) last.push(p);
+    else runs.push([p]);
+  }
+  return runs;
 }
 
 function titleOf(text) {

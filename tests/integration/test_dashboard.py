@@ -2,6 +2,7 @@
 with their attempts, and acknowledging alerts."""
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import orjson
 import pytest
 
 from tests.factories import T0, as_json, run_with_retry
-from tests.integration.conftest import auth, eventually
+from tests.integration.conftest import ServeProcess, auth, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,10 @@ class Stream:
             elif not line and name:
                 return name, orjson.loads(data)
         raise AssertionError("the stream ended")
+
+    async def rest(self) -> list[str]:
+        """Every line up to the end of the response (raises if the connection is cut instead)."""
+        return [line async for line in self._lines]
 
     async def until(self, done: Callable[[str, dict[str, Any]], bool], timeout_s: float = 90) -> list[Event]:
         """Every event up to and including the first one ``done`` accepts."""
@@ -135,6 +140,40 @@ async def test_the_stream_carries_a_runs_summaries_to_its_tenant_only(api):
         assert attempts == [(1, "failed", 1000.0), (2, "succeeded", 500.0)]
         first, second = task["attempts_timeline"]
         assert first["started_at"] < first["ended_at"] <= second["started_at"] < second["ended_at"]
+
+
+def subscribers(metrics_text: str) -> int:
+    line = next(li for li in metrics_text.splitlines() if li.startswith("flowledger_stream_subscribers "))
+    return int(float(line.split()[1]))
+
+
+async def test_a_closed_connection_leaves_no_subscriber_behind(api, http):
+    async def count() -> int:
+        return subscribers((await http.get("/metrics")).text)
+
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as client:
+        async with Stream(client, "key-a") as a, Stream(client, "key-b"):
+            assert (await a.next())[0] == "ready"
+            assert await count() >= 2
+
+    async def none_left() -> bool:
+        return await count() == 0
+
+    await eventually(none_left)
+
+
+async def test_stopping_the_server_ends_open_streams_cleanly(broker, tmp_path):
+    """The stream's response finishes when the server stops; it is not cut at the graceful-shutdown timeout."""
+    serve = ServeProcess(broker.bootstrap, tmp_path, group=f"it-stop-{uuid.uuid4().hex[:6]}").start()
+    try:
+        async with httpx.AsyncClient(base_url=serve.url, timeout=60) as client, Stream(client, "key-a") as stream:
+            assert (await stream.next())[0] == "ready"
+            assert serve.proc is not None
+            serve.proc.terminate()
+            assert all(not line or line.startswith(":") for line in await stream.rest())
+        assert serve.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it stopped on
+    finally:
+        serve.stop()
 
 
 def alert_event(kind: str, alert_id: str, at: datetime) -> dict[str, Any]:

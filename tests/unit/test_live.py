@@ -82,11 +82,12 @@ def test_definitions_have_no_summary():
 
 
 def test_a_slice_builds_summaries_only_when_asked():
-    value = encode(run_with_retry("t1", "wf-1", "run-1"))
-    records = [LogRecord(topics.WORKFLOW_EVENTS, 0, 7, value)]
+    run = run_with_retry("t1", "wf-1", "run-1")
+    records = [LogRecord(topics.WORKFLOW_EVENTS, 0, 7, encode(run))]
     assert project_slice(records, now=NOW).summaries == []
     asked = project_slice(records, now=NOW, summarize_records=True)
-    assert len(asked.summaries) == asked.records == 10
+    assert asked.summaries == [s for s in map(summarize, run) if s is not None]
+    assert "step.started" not in {s["kind"] for s in asked.summaries}  # a step's end carries its timing
 
 
 def test_the_hub_fans_out_by_tenant_and_the_operator_sees_all():
@@ -111,6 +112,7 @@ def test_a_full_queue_drops_the_oldest_and_says_how_many():
         assert batch.dropped == 2
         assert fast.take().dropped == 0
         assert slow.take().dropped == 0
+    assert hub.dropped == 2 and hub.published == 5
 
 
 def test_a_subscription_ends_even_when_its_reader_fails():
@@ -129,6 +131,16 @@ async def test_next_wakes_on_publish_and_returns_empty_when_idle():
         hub.publish([_summary("b"), _summary("a", 9)])
         batch = await waiting
         assert [s["run_id"] for s in batch.items] == ["run-9"]
+
+
+async def test_closing_the_hub_wakes_waiting_readers():
+    hub = LiveHub()
+    with hub.subscribe("a") as sub:
+        waiting = asyncio.create_task(sub.next(30))
+        await asyncio.sleep(0)
+        hub.close()
+        assert (await waiting).items == []
+        assert hub.closed
 
 
 def test_sse_frames_one_event_with_json_data_on_one_line():
