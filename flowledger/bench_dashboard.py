@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,9 +228,16 @@ def load_timings(page: Any) -> dict[str, float | None]:
     return {"first_paint_ms": paint, "ready_ms": ready}
 
 
-def open_dashboard(context: Any, url: str, timeout_ms: float = 30_000) -> Any:
-    """A new page on ``url`` once its first data is drawn and its live stream is connected."""
+def open_dashboard(
+    context: Any, url: str, timeout_ms: float = 30_000, watch: Callable[[Any], object] | None = None
+) -> Any:
+    """A new page on ``url`` once its first data is drawn and its live stream is connected.
+
+    ``watch(page)`` runs before the page navigates (to listen to its console and requests from the start).
+    """
     page = context.new_page()
+    if watch is not None:
+        watch(page)
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=timeout_ms)
     page.wait_for_selector("[data-testid=live-status][data-state=live]", timeout=timeout_ms)

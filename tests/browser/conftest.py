@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flowledger.bench_dashboard import READY_PROBE, DemoStack, ensure_chromium, key_script
+from flowledger.bench_dashboard import READY_PROBE, VIEWPORT, DemoStack, ensure_chromium, key_script, open_dashboard
 
 ARTIFACTS = Path(os.environ.get("FLOWLEDGER_TEST_ARTIFACTS") or Path(__file__).parents[2] / "test-artifacts")
 TIMINGS = ARTIFACTS / "dashboard-timings.json"
@@ -87,8 +87,6 @@ class PageLog:
 @pytest.fixture
 def context(browser, stack, request):
     """A fresh browser context (empty storage) of the screenshot size; closed after the test."""
-    from flowledger.bench_dashboard import VIEWPORT
-
     ctx = browser.new_context(viewport=VIEWPORT)
     ctx.add_init_script(READY_PROBE)
     yield ctx
@@ -108,11 +106,7 @@ def page_log():
 def dashboard(context, stack, page_log, request):
     """The dashboard with the API key in localStorage, its first data drawn and its live stream connected."""
     context.add_init_script(key_script(stack.key))
-    page = context.new_page()
-    page_log.append(PageLog(page))
-    page.goto(stack.url)
-    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-    page.wait_for_selector("[data-testid=live-status][data-state=live]", timeout=30_000)
+    page = open_dashboard(context, stack.url, watch=lambda p: page_log.append(PageLog(p)))
     yield page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
