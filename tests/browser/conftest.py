@@ -62,16 +62,18 @@ def browser(chromium):
 class PageLog:
     """Console errors, failed requests and HTTP errors a page met."""
 
-    def __init__(self, page) -> None:
+    def __init__(self, page, *, refused: bool = False) -> None:
+        """``refused``: the page is expected to be answered 401 (a wrong key); those answers are counted instead."""
         self.problems: list[str] = []
-        self.allowed_status: set[int] = set()
+        self.refused = refused
+        self.refusals = 0
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("requestfailed", self._failed)
         page.on("response", self._response)
 
     def _console(self, message) -> None:
-        if message.type == "error":
+        if message.type == "error" and not (self.refused and "status of 401" in message.text):
             self.problems.append(f"console error: {message.text} at {message.location}")
 
     def _failed(self, request) -> None:
@@ -80,7 +82,9 @@ class PageLog:
             self.problems.append(f"request failed: {request.method} {request.url}: {failure}")
 
     def _response(self, response) -> None:
-        if response.status >= 400 and response.status not in self.allowed_status:
+        if response.status == 401 and self.refused:
+            self.refusals += 1
+        elif response.status >= 400:
             self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from flowledger.bench_dashboard import (
     OUTAGE_SERVICE,
+    key_script,
     load_timings,
     outage_session,
     produce_failing_run,
@@ -119,6 +120,33 @@ def test_an_alert_raised_by_hand_is_silenced_from_the_page(dashboard, http):
     found = eventually(silenced)
     assert found, http.get("/api/workflows/monitoring/silences").text
     assert not dashboard.is_visible("[data-testid=error-banner]")
+
+
+def test_an_alert_acknowledged_from_the_page_is_acknowledged_in_the_api(dashboard, http):
+    alert_id = f"browser-ack-{uuid.uuid4().hex[:8]}"
+    body = {"alert_id": alert_id, "rule": "manual", "severity": "medium", "labels": {"check": alert_id}}
+    assert http.post("/api/workflows/monitoring/alerts", json=body).status_code == 202
+    row = f"[data-testid=alert-row][data-alert-id='{alert_id}']"
+    dashboard.wait_for_selector(row, timeout=WAIT_MS).query_selector("[data-testid=alert-ack]").click()
+    dashboard.wait_for_selector(f"{row}[data-acked=true]", timeout=WAIT_MS)
+
+    def acknowledged():
+        alerts = http.get("/api/workflows/monitoring/alerts", params={"status": "firing"}).json()["alerts"]
+        return [a for a in alerts if a["alert_id"] == alert_id and a.get("acknowledged_at")]
+
+    assert eventually(acknowledged), http.get("/api/workflows/monitoring/alerts").text
+
+
+def test_a_refused_key_brings_the_key_form_back(context, stack, page_log):
+    context.add_init_script(key_script("fl_wrong_" + uuid.uuid4().hex))
+    page = context.new_page()
+    log = PageLog(page, refused=True)
+    page_log.append(log)
+    page.goto(stack.url)
+    page.wait_for_selector("[data-testid=api-key]", timeout=WAIT_MS)
+    assert page.get_attribute("body", "data-ready") != "true"
+    assert log.refusals, "the form came back without the API refusing the key"
+    page.close()
 
 
 def test_a_generated_workflow_shows_its_steps_and_is_defined(dashboard, http):
