@@ -58,8 +58,9 @@ def test_the_key_typed_once_is_kept_and_the_page_shows_the_demo_data(context, st
         row.get_attribute("data-workflow-id") for row in page.query_selector_all("[data-testid=health-workflow]")
     }
     assert {"new-lead-enrichment", "deploy-announcement", "important-email-to-asana"} & workflows, workflows
-    for chart in ("chart-throughput", "chart-error-rate", "chart-latency"):
-        assert page.is_visible(f"[data-testid={chart}]"), chart
+    for panel in ("chart-throughput", "chart-error-rate", "chart-latency", "runs", "alerts", "sessions",
+                  "optimizations", "generate-input", "generate-submit"):  # fmt: skip
+        assert page.is_visible(f"[data-testid={panel}]"), panel
     rows = page.query_selector_all("[data-testid=runs] [data-testid=run-row]")
     assert rows, "no run rows"
     statuses = {row.get_attribute("data-status") for row in rows}
