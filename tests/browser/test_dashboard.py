@@ -18,7 +18,8 @@ from flowledger.bench_dashboard import (
 )
 from tests.browser.conftest import ARTIFACTS, PageLog, record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+"""The first test's setup may install Chromium from apt and starts the stack: more than the suite's 300 s default."""
 WAIT_MS = 30_000
 SENTENCE = "When I get important emails, create asana tasks and notify slack"
 
