@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         "--independent-latency", action="store_true",
         help="every call draws its own latency (default: the same call takes as long in both versions)",
     )  # fmt: skip
+    dashboard = bench_sub.add_parser(
+        "dashboard", help="the dashboard in headless Chromium on the demo stack: first paint, live update latency"
+    )
+    dashboard.add_argument("--samples", type=int, default=10, help="page loads, and runs produced while one is open")
+    dashboard.add_argument("--screenshots", type=Path, default=None, help="also save the documentation's screenshots")
+    dashboard.add_argument("--warmup-s", type=float, default=0.0, help="seconds of demo traffic before measuring")
     sandbox = sub.add_parser("sandbox", help="a local HTTP server answering as any catalog service")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=5070)
@@ -269,6 +275,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flowledger.bench_generation import bench_generation
 
         return bench_generation(sentences=args.sentences)
+    if args.bench_command == "dashboard":
+        from flowledger.bench_dashboard import bench_dashboard
+
+        return bench_dashboard(samples=args.samples, screenshots=args.screenshots, warmup_s=args.warmup_s)
     from flowledger.bench import bench_ingest
 
     return bench_ingest(events=args.events, samples=args.samples, rate=args.rate)

@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
 from flowledger.broker import free_port
+from flowledger.procs import alive, descendants
 from projections.migrations import load_migrations
 from tests.factories import as_json, failed_run
 from tests.integration.conftest import auth, eventually
@@ -72,30 +72,6 @@ def test_schemas_export_writes_one_file_per_record(tmp_path):
     assert "error" in str(schema)
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_up_demo_serves_api_worker_and_demo_runs_and_ctrl_c_leaves_no_process(tmp_path):
     port = free_port()
     env = {
@@ -119,7 +95,7 @@ def test_up_demo_serves_api_worker_and_demo_runs_and_ctrl_c_leaves_no_process(tm
         assert key in (tmp_path / "up.log").read_text()
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
-        children = _descendants(up.pid)
+        children = descendants(up.pid)
         assert len(children) >= 5  # broker, sandbox, API, worker, demo driver
 
         deadline = time.monotonic() + 120
@@ -141,10 +117,10 @@ def test_up_demo_serves_api_worker_and_demo_runs_and_ctrl_c_leaves_no_process(tm
                 break
             assert time.monotonic() < deadline, "no demo run succeeded"
             time.sleep(1)
-        children |= _descendants(up.pid)
+        children |= descendants(up.pid)
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
     assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
     time.sleep(0.5)
-    assert [pid for pid in children if _alive(pid)] == []
+    assert [pid for pid in children if alive(pid)] == []
