@@ -74,6 +74,11 @@ def up(settings: Settings, *, with_worker: bool = True, demo: bool = False) -> i
             sandbox_port = free_port()
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
             extra["FLOWLEDGER_SERVICE_BASE_URL"] = sandbox_url
+            # the demo shows optimization results too: its workflows are analysed every minute unless told otherwise
+            for name, value in (("WORKFLOW_INTELLIGENT_OPTIMIZATION_ENABLED", "true"),
+                                ("WORKFLOW_OPTIMIZATION_INTERVAL", "60")):  # fmt: skip
+                if name not in os.environ:
+                    extra[name] = value
         env = child_env(
             **extra,
             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
