@@ -5,7 +5,7 @@ window (its group join takes a while on the embedded broker), then produces
 ``--events`` run and step results as fast as it can: runs of 20 workflows of
 5 steps over 10 services, spread over ``--span-min`` minutes of event time
 that start now, so 1-minute windows close as the stream moves on. A final
-run per partition pushes the watermark past the last window.
+run in each partition pushes the watermarks past the last window.
 
 * ``eps``: events over the time from the first produce to the arrival of the
   last window on ``metric-windows``;
@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from domain.windows import window_start
 from flowledger import progress
@@ -71,6 +72,23 @@ def run_records(t: float, run: int, rng: random.Random) -> list[dict[str, Any]]:
     records.append({**base, "event_id": str(uuid.uuid4()), "type": "RunFailed" if failed else "RunSucceeded",
                     "occurred_at": end, "payload": {"duration_ms": 60.0}})  # fmt: skip
     return records
+
+
+def closing_runs(t: float, first: int, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """One run at ``t`` in each partition of ``workflow-events``, to move every partition's watermark past ``t``.
+
+    The last window closes only when every partition has seen an event beyond
+    it; runs keyed at random would leave a partition out now and then.
+    """
+    count = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
+    partitioner, every = DefaultPartitioner(), list(range(count))
+    runs: dict[int, list[dict[str, Any]]] = {}
+    run = first
+    while len(runs) < count:
+        records = run_records(t, run, rng)
+        runs.setdefault(partitioner(records[0]["run_id"].encode(), every, every), records)
+        run += 1
+    return [runs[p] for p in every]
 
 
 def _stamp(sent_at: list[float], base: int, index: int) -> None:
@@ -133,8 +151,9 @@ async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any
         t_begin = window_start(time.time(), WINDOW_S) + WINDOW_S
         step_s = span_min * 60 / runs
         times = [t_begin + run * step_s for run in range(runs)]
-        times += [t_begin + span_min * 60 + WINDOW_S + GRACE_S + 1] * 8  # past the last window, in every partition
         batches = [run_records(t, run, rng) for run, t in enumerate(times)]
+        batches += closing_runs(t_begin + span_min * 60 + WINDOW_S + GRACE_S + 1, runs, rng)
+        times += [t_begin + span_min * 60 + WINDOW_S + GRACE_S + 1] * (len(batches) - len(times))
         messages = [(topics.WORKFLOW_EVENTS, r[0]["run_id"].encode(), orjson.dumps(r)) for r in batches]
         produced = sum(len(r) for r in batches)
         sent_at: list[float] = [0.0] * len(messages)
