@@ -17,15 +17,18 @@ changelog topics, and can run in its own process, on its own core):
 Every role publishes a heartbeat (``streams.ingest_stats``).
 """
 
+import logging
 import os
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from flowledger.settings import WORKER_APP_IDS, Settings
 
 settings = Settings()
+log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 10
 """How long a broker may hold a fetch that found nothing. Faust pins 1,500 ms, and
@@ -80,7 +83,10 @@ async def _perform_seek(self: Any) -> None:
         tp for tp in self.assignment() if not self._is_changelog_tp(tp) and not self._committed_offset.get(tp)
     ]
     if uncommitted:
-        await self._thread.seek_to_beginning(*map(faust_aiokafka.ensure_aiokafka_TP, uncommitted))
+        try:
+            await self._thread.seek_to_beginning(*map(faust_aiokafka.ensure_aiokafka_TP, uncommitted))
+        except IllegalStateError:  # revoked meanwhile: the rebalance that took it seeks again when it completes
+            log.warning("partitions revoked while seeking them to their beginning: %s", uncommitted)
 
 
 _original_perform_seek = faust_aiokafka.Consumer.perform_seek
