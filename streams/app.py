@@ -17,15 +17,18 @@ changelog topics, and can run in its own process, on its own core):
 Every role publishes a heartbeat (``streams.ingest_stats``).
 """
 
+import logging
 import os
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from flowledger.settings import WORKER_APP_IDS, Settings
 
 settings = Settings()
+log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 10
 """How long a broker may hold a fetch that found nothing. Faust pins 1,500 ms, and
@@ -59,6 +62,35 @@ def _create_worker_consumer(self: Any, transport: Any) -> Any:
 
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+
+
+async def _perform_seek(self: Any) -> None:
+    """Seek every assigned partition back to its committed offset, or to its beginning when it has none.
+
+    Faust rewinds to the committed offsets after a rebalance, and whenever a
+    fetch returns while flow is suspended (the records of that fetch are
+    dropped, to be read again from there). aiokafka's ``seek_to_committed``
+    leaves a partition that has no committed offset where its fetch position
+    is, so the dropped records of a partition nobody has committed yet (a new
+    group, or one whose only member died before its first commit) were never
+    read again. With ``auto_offset_reset`` earliest, that partition's
+    committed position is its beginning.
+    """
+    await _original_perform_seek(self)
+    if self.app.conf.consumer_auto_offset_reset != "earliest":
+        return
+    uncommitted = [
+        tp for tp in self.assignment() if not self._is_changelog_tp(tp) and not self._committed_offset.get(tp)
+    ]
+    if uncommitted:
+        try:
+            await self._thread.seek_to_beginning(*map(faust_aiokafka.ensure_aiokafka_TP, uncommitted))
+        except IllegalStateError:  # revoked meanwhile: the rebalance that took it seeks again when it completes
+            log.warning("partitions revoked while seeking them to their beginning: %s", uncommitted)
+
+
+_original_perform_seek = faust_aiokafka.Consumer.perform_seek
+faust_aiokafka.Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
 
 ROLES = ("all", "executor", "monitor")
 ROLE = settings.flowledger_worker_role

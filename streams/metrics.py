@@ -240,6 +240,10 @@ def absorb(
     for offset, value in items:
         if offset <= state.last_offset:
             continue  # applied before a restart: replayed from the last committed offset
+        if offset != state.last_offset + 1:
+            # offsets of workflow-events are contiguous (no transactions, no compaction): a jump is a record not seen
+            log.warning("partition %d: record %d applied after %d, %d records never seen",
+                        state.partition, offset, state.last_offset, offset - state.last_offset - 1)  # fmt: skip
         good, bad = decode(value)
         ingest_stats.skipped += len(bad)
         seen += [(r.tenant_id, r.type) for r in good]
