@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         default=600.0, ge=0, description="Seconds between repeated notifications of a rule that sets none."
     )
     flowledger_alert_pane_s: float = Field(
-        default=1.0, gt=0, description="Alert rules are evaluated once per pane over a rolling metric window."
+        default=0.5, gt=0, description="Alert rules are evaluated once per pane over a rolling metric window."
     )
     workflow_monitoring_enabled: bool = Field(default=True, description="false: alert rules are not evaluated.")
     workflow_auto_recovery_enabled: bool = Field(

@@ -1,6 +1,6 @@
 """Agent ``evaluate_alerts``: alert rules over rolling metric windows, the alert lifecycle, notifications.
 
-Input topics: ``metric-panes`` (one-second panes of every series from each
+Input topics: ``metric-panes`` (half-second panes of every series from each
 source partition, with its watermark; see ``streams.metrics``), ``anomalies``
 (``AnomalyDetected``) and ``alert-control`` (``AlertRuleDefined``,
 ``AlertRuleDeleted``, ``SilenceCreated``, ``AlertRaised``), one partition

@@ -4,7 +4,7 @@ Stage 1, ``aggregate_windows``
     Input topic: ``workflow-events`` (raw bytes, batches of up to 5,000 records).
     Output topics: ``metric-partials`` (one partition): each source partition's
     final partial of a (series, window), then its watermark; and, while
-    alerting is on, ``metric-panes``: the same for one-second panes, which the
+    alerting is on, ``metric-panes``: the same for half-second panes, which the
     alert agent merges into rolling windows (``streams.alerts``).
     Table: ``metric_partition_windows`` (source partition -> open windows,
     watermark and last applied offset; ``<partition>:panes`` -> its panes),
