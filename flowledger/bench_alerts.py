@@ -2,7 +2,8 @@
 
 Starts its own broker, API and worker (metric windows of ``--window-s``) and
 an HTTP receiver, points ``error_rate_increase`` at the receiver through a
-stored webhook credential, and keeps ``--alerts`` workflows running (a
+stored webhook credential (``--condition`` replaces its condition, e.g.
+``failures > 5``), and keeps ``--alerts`` workflows running (a
 successful run every 200 ms each, event time = now). One after another, at
 moments spread over the window's phase, each workflow starts failing; the
 time from sending its first failing step to the receiver getting the
@@ -86,14 +87,16 @@ class Receiver:
         return runner
 
 
-async def measure(bootstrap: str, api: str, alerts: int, window_s: float) -> dict[str, Any]:
+async def measure(
+    bootstrap: str, api: str, alerts: int, window_s: float, condition: str = "error_rate > 0.1"
+) -> dict[str, Any]:
     receiver = Receiver()
     runner = await receiver.start()
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30) as http:
         hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook"}}
         (await http.put("/api/credentials/bench-hook", json=hook)).raise_for_status()
-        rule = {"name": "error_rate_increase", "condition": "error_rate > 0.1", "severity": "critical",
+        rule = {"name": "error_rate_increase", "condition": condition, "severity": "critical",
                 "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}]}  # fmt: skip
         (await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule)).raise_for_status()
     failing: set[str] = set()
@@ -136,6 +139,7 @@ async def measure(bootstrap: str, api: str, alerts: int, window_s: float) -> dic
         "alerts": alerts,
         "notified": len(lags),
         "window_s": window_s,
+        "condition": condition,
         "notify_p50_ms": round(percentile(lags, 0.5), 1),
         "notify_p99_ms": round(percentile(lags, 0.99), 1),
         "notify_max_ms": round(max(lags), 1) if lags else None,
@@ -144,7 +148,7 @@ async def measure(bootstrap: str, api: str, alerts: int, window_s: float) -> dic
     }
 
 
-def bench_alerts(*, alerts: int, window_s: float) -> int:
+def bench_alerts(*, alerts: int, window_s: float, condition: str = "error_rate > 0.1") -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         api_port = free_port()
@@ -163,7 +167,7 @@ def bench_alerts(*, alerts: int, window_s: float) -> int:
         }
         try:
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
-            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", alerts, window_s))
+            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", alerts, window_s, condition))
         except RuntimeError as exc:
             say(f"bench alerts: {exc}")
             say((Path(tmp) / "worker.log").read_text()[-3000:])

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     alerts = bench_sub.add_parser("alerts", help="first failing step -> alert notification received")
     alerts.add_argument("--alerts", type=int, default=20)
     alerts.add_argument("--window-s", type=float, default=60.0, help="metric window length")
+    alerts.add_argument("--condition", default="error_rate > 0.1", help="the rule's condition (default: the built-in)")
     generation = bench_sub.add_parser(
         "generation", help="sentences -> workflow definitions, in process and via the API"
     )
@@ -262,7 +263,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "alerts":
         from flowledger.bench_alerts import bench_alerts
 
-        return bench_alerts(alerts=args.alerts, window_s=args.window_s)
+        return bench_alerts(alerts=args.alerts, window_s=args.window_s, condition=args.condition)
     if args.bench_command == "recovery":
         from flowledger.bench_recovery import bench_recovery
 
