@@ -42,7 +42,8 @@ REFRESH_S = 5.0
 """How long what a scrape read from the broker and ClickHouse is served again."""
 LAG_TIMEOUT_S = 5.0
 LIVE_HEARTBEAT_S = 30.0
-"""A worker whose last heartbeat is older than this counts as gone: its counts leave the sums."""
+"""A worker whose last heartbeat is older than this counts as gone: it leaves the gauges (its counts stay in the
+counters, which never go down)."""
 
 WORKER_COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
     "executor_records_handled": ("flowledger_worker_records_processed", {"agent": "executor"}),
@@ -60,8 +61,8 @@ WORKER_GAUGES: dict[str, tuple[str, dict[str, str]]] = {
 
 HELP = {
     "flowledger_worker_records_processed": "Records the stream workers' agents processed (executor: commands and "
-    "step results; metrics: workflow events), summed over live workers of a role.",
-    "flowledger_worker_steps_executed": "Step attempts the executors finished, summed over live workers of a role.",
+    "step results; metrics: workflow events), summed over the workers of a role.",
+    "flowledger_worker_steps_executed": "Step attempts the executors finished, summed over the workers of a role.",
     "flowledger_worker_invalid_records": "Workflow events the metric agents could not validate.",
     "flowledger_worker_metric_windows_closed": "Metric windows the metric agents closed.",
     "flowledger_worker_anomalies_detected": "Anomalies the metric agents detected.",
@@ -91,6 +92,7 @@ class Telemetry:
     """Set when the projector runs in this process."""
     live: LiveHub | None = None
     """The live stream's hub, with the projector."""
+    worker_totals: "WorkerTotals" = field(default_factory=lambda: WorkerTotals())
 
     def __post_init__(self) -> None:
         self.events = Counter(
@@ -150,6 +152,48 @@ def _tables(warehouse: Warehouse) -> dict[str, Any]:
     return read
 
 
+@dataclass
+class WorkerTotals:
+    """Worker counts that only go up: a worker that stops, or restarts under the same id, keeps what it counted.
+
+    A heartbeat carries its worker's counts since that process started. Summed
+    over live workers only, a counter would fall whenever a worker stops or
+    restarts, and Prometheus would read the fall as a reset of the whole sum.
+    Here a stopped worker's last counts stay in the sum, and a worker whose
+    count went down (a restart) has the count it had reached carried over.
+
+    >>> totals = WorkerTotals()
+    >>> totals.update([{"worker": "executor-a", "agent_counts": {"executor_steps_finished": 5}}])
+    >>> totals.update([{"worker": "executor-a", "agent_counts": {"executor_steps_finished": 2}}])  # restarted
+    >>> totals.sums()
+    {('executor', 'executor_steps_finished'): 7.0}
+    """
+
+    last: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(worker, count) -> its latest value."""
+    carried: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(worker, count) -> what earlier processes under that id had counted."""
+
+    def update(self, beats: Iterable[dict[str, Any]]) -> None:
+        for beat in beats:
+            worker = str(beat.get("worker", ""))
+            for key, value in beat.get("agent_counts", {}).items():
+                if key not in WORKER_COUNTERS:
+                    continue
+                previous = self.last.get((worker, key), 0.0)
+                if value < previous:
+                    self.carried[(worker, key)] = self.carried.get((worker, key), 0.0) + previous
+                self.last[(worker, key)] = float(value)
+
+    def sums(self) -> dict[tuple[str, str], float]:
+        """(role, count) -> total over every worker seen."""
+        out: dict[tuple[str, str], float] = {}
+        for (worker, key), value in self.last.items():
+            role_key = (worker_role({"worker": worker}), key)
+            out[role_key] = out.get(role_key, 0.0) + value + self.carried.get((worker, key), 0.0)
+        return out
+
+
 class _SnapshotCollector(Collector):
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
@@ -158,8 +202,10 @@ class _SnapshotCollector(Collector):
         snapshot, stats = self.telemetry.snapshot, self.telemetry.projector_stats
         yield source_up(snapshot)
         yield from lag_families(snapshot.lag or {})
+        every = [b for b in snapshot.heartbeats or [] if b.get("role") != "projector"]
+        self.telemetry.worker_totals.update(every)
         beats = live_heartbeats(snapshot.heartbeats or [], now=datetime.now(UTC))
-        yield from worker_families([b for b in beats if b.get("role") != "projector"])
+        yield from worker_families([b for b in beats if b.get("role") != "projector"], self.telemetry.worker_totals)
         yield from projector_families(stats, [b for b in beats if b.get("role") == "projector"])
         yield from warehouse_families(snapshot.firing, snapshot.open_sessions)
         if self.telemetry.live is not None:
@@ -208,8 +254,8 @@ def worker_role(beat: dict[str, Any]) -> str:
     return prefix if prefix in WORKER_APP_IDS else "all"
 
 
-def worker_families(beats: list[dict[str, Any]]) -> Iterator[Metric]:
-    """Counts of live stream workers' heartbeats, summed per role."""
+def worker_families(beats: list[dict[str, Any]], totals: WorkerTotals) -> Iterator[Metric]:
+    """Live stream workers and their gauges, summed per role; counters from ``totals`` (every worker seen)."""
     alive = GaugeMetricFamily("flowledger_workers_alive", "Stream workers with a recent heartbeat.", labels=["role"])
     last = GaugeMetricFamily(
         "flowledger_worker_last_heartbeat_timestamp_seconds", "Newest heartbeat of a role.", labels=["role"]
@@ -227,9 +273,13 @@ def worker_families(beats: list[dict[str, Any]]) -> Iterator[Metric]:
         alive.add_metric([role], len(members))
         last.add_metric([role], max(b["last_seen"] for b in members).timestamp())
         for key, value in (item for beat in members for item in beat.get("agent_counts", {}).items()):
-            if (target := WORKER_COUNTERS.get(key) or WORKER_GAUGES.get(key)) is not None:
+            if (target := WORKER_GAUGES.get(key)) is not None:
                 series = (target[0], (role, *target[1].values()))
                 sums[series] = sums.get(series, 0) + value
+    for (role, key), value in totals.sums().items():
+        target = WORKER_COUNTERS[key]
+        series = (target[0], (role, *target[1].values()))
+        sums[series] = sums.get(series, 0) + value
     for (name, labels), value in sorted(sums.items()):
         families[name].add_metric(list(labels), value)  # type: ignore[attr-defined]
     yield alive

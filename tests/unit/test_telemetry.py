@@ -70,7 +70,7 @@ def test_ingest_is_counted_per_type_and_outcome():
     assert got[("flowledger_ingest_events_total", (("outcome", "accepted"), ("type", "RunStarted")))] == 1
 
 
-def test_worker_counts_are_summed_per_role_over_live_workers_only():
+def test_gauges_sum_live_workers_and_counters_keep_what_gone_workers_counted():
     telemetry = Telemetry()
     telemetry.snapshot = Snapshot(
         heartbeats=[
@@ -82,13 +82,22 @@ def test_worker_counts_are_summed_per_role_over_live_workers_only():
         taken_at=1.0,
     )
     got = samples(telemetry)
-    assert got[("flowledger_worker_steps_executed_total", (("role", "executor"),))] == 7
+    assert got[("flowledger_worker_steps_executed_total", (("role", "executor"),))] == 1007  # gone, still counted
     assert got[("flowledger_worker_records_processed_total", (("agent", "executor"), ("role", "executor")))] == 15
     assert got[("flowledger_worker_records_processed_total", (("agent", "metrics"), ("role", "monitor")))] == 42
     assert got[("flowledger_worker_metric_windows_closed_total", (("role", "monitor"),))] == 2
     assert got[("flowledger_worker_runs_running", (("role", "executor"),))] == 3
     assert got[("flowledger_workers_alive", (("role", "executor"),))] == 2
     assert not any("not_exposed" in name for name, _ in got)
+
+
+def test_a_worker_restarted_under_the_same_id_does_not_make_its_counters_fall():
+    telemetry = Telemetry()
+    seen = []
+    for steps in (5, 9, 2, 4):  # restarted after 9
+        telemetry.snapshot = Snapshot(heartbeats=[beat("executor-a", executor_steps_finished=steps)], taken_at=1.0)
+        seen.append(samples(telemetry)[("flowledger_worker_steps_executed_total", (("role", "executor"),))])
+    assert seen == [5, 9, 11, 13]
 
 
 def test_the_hosted_projector_exposes_counts_and_histograms():
