@@ -103,7 +103,8 @@ async def test_a_token_expiring_mid_run_is_refreshed_and_never_logged(stack):
         crm = {"service": "zoho-crm", "credential_id": "crm-oauth", "retry": NO_RETRY}
         workflow = await define_workflow(http, KEY, "wf-cred", [
             {"id": "lookup", "action": "find_contact", **crm},
-            {"id": "pause", "service": "delay", "action": "wait", "params": {"seconds": 1}, "needs": ["lookup"]},
+            # long enough for the test to see every lookup and expire the tokens before any update, on a busy machine
+            {"id": "pause", "service": "delay", "action": "wait", "params": {"seconds": 3}, "needs": ["lookup"]},
             {"id": "update", "action": "update_contact", "needs": ["pause"], **crm},
             {"id": "tell", "service": "slack", "action": "post_message", "needs": ["update"]},
         ])  # fmt: skip
