@@ -105,8 +105,9 @@ def test_an_alert_raised_by_hand_is_silenced_from_the_page(dashboard, http):
     body = {"alert_id": alert_id, "rule": "manual", "severity": "high", "labels": labels,
             "annotations": {"summary": "raised by hand"}}  # fmt: skip
     assert http.post("/api/workflows/monitoring/alerts", json=body).status_code == 202
-    row = dashboard.wait_for_selector(f"[data-testid=alert-row][data-alert-id='{alert_id}']", timeout=WAIT_MS)
-    row.query_selector("[data-testid=alert-silence]").click()
+    row = f"[data-testid=alert-row][data-alert-id='{alert_id}']"
+    dashboard.wait_for_selector(row, timeout=WAIT_MS)
+    dashboard.locator(f"{row} [data-testid=alert-silence]").click()
     dashboard.wait_for_selector(
         f"[data-testid=alert-row][data-alert-id='{alert_id}'][data-silenced=true]", timeout=WAIT_MS
     )
@@ -129,7 +130,8 @@ def test_an_alert_acknowledged_from_the_page_is_acknowledged_in_the_api(dashboar
     body = {"alert_id": alert_id, "rule": "manual", "severity": "medium", "labels": {"check": alert_id}}
     assert http.post("/api/workflows/monitoring/alerts", json=body).status_code == 202
     row = f"[data-testid=alert-row][data-alert-id='{alert_id}']"
-    dashboard.wait_for_selector(row, timeout=WAIT_MS).query_selector("[data-testid=alert-ack]").click()
+    dashboard.wait_for_selector(row, timeout=WAIT_MS)
+    dashboard.locator(f"{row} [data-testid=alert-ack]").click()
     dashboard.wait_for_selector(f"{row}[data-acked=true]", timeout=WAIT_MS)
 
     def acknowledged():
@@ -173,7 +175,8 @@ def test_clicking_a_run_shows_its_gantt_timeline(dashboard, http):
         "[data-testid=run-row][data-workflow-id=deploy-announcement][data-status=succeeded]", timeout=60_000
     )
     run_id = row.get_attribute("data-run-id")
-    row.click()
+    # by locator, not the handle: live updates may redraw the row between finding it and the click
+    dashboard.locator(f"[data-testid=run-row][data-run-id='{run_id}']").click()
     dashboard.wait_for_selector("[data-testid=run-timeline] [data-testid=gantt-bar]", timeout=WAIT_MS)
     bars = dashboard.query_selector_all("[data-testid=run-timeline] [data-testid=gantt-bar]")
     shown = {(b.get_attribute("data-step-id"), b.get_attribute("data-attempt"), b.get_attribute("data-status"))
@@ -195,8 +198,9 @@ def test_clicking_a_run_shows_its_gantt_timeline(dashboard, http):
 def test_a_sandbox_outage_opens_a_session_whose_evidence_the_page_shows(dashboard, http, stack):
     service = OUTAGE_SERVICE
     session_id = outage_session(stack, http)
-    row = dashboard.wait_for_selector(f"[data-testid=session-row][data-session-id='{session_id}']", timeout=WAIT_MS)
-    row.click()
+    row = f"[data-testid=session-row][data-session-id='{session_id}']"
+    dashboard.wait_for_selector(row, timeout=WAIT_MS)
+    dashboard.locator(row).click()
     detail = dashboard.wait_for_selector("[data-testid=session-detail]", timeout=WAIT_MS)
     dashboard.wait_for_function(
         "s => document.querySelector('[data-testid=session-detail]').innerText.includes(s)", arg=service,
