@@ -5,7 +5,10 @@ window (its group join takes a while on the embedded broker), then produces
 ``--events`` run and step results as fast as it can: runs of 20 workflows of
 5 steps over 10 services, spread over ``--span-min`` minutes of event time
 that start now, so 1-minute windows close as the stream moves on. A final
-run in each partition pushes the watermarks past the last window.
+run in each partition pushes the watermarks past the last window. Runs go
+out 500 at a time, packed as the Python client packs them (records grouped
+by partition, up to 500 a message); ``--per-run-messages`` sends one message
+a run instead, as a producer that sends each run on its own would.
 
 * ``eps``: events over the time from the first produce to the arrival of the
   last window on ``metric-windows``;
@@ -22,7 +25,6 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,15 @@ from domain.windows import window_start
 from flowledger import progress
 from flowledger.bench import cpu_seconds, percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics
-from flowledger.client import Producer
+from flowledger.client import Producer, pack_encoded
 from flowledger.procs import child_env, flowledger_command, spawn, terminate
 from schemas import topics
 
 TENANT = "bench"
 WINDOW_S, GRACE_S = 60.0, 5.0
 WORKFLOWS, STEPS, SERVICES = 20, 5, 10
+CHUNK_RUNS = 500
+"""Runs handed to the producer at a time (3,000 results): a busy executor's or ingest batch."""
 
 
 def say(message: str) -> None:
@@ -91,8 +95,12 @@ def closing_runs(t: float, first: int, rng: random.Random) -> list[list[dict[str
     return [runs[p] for p in every]
 
 
-def _stamp(sent_at: list[float], base: int, index: int) -> None:
-    sent_at[base + index] = time.perf_counter()
+def _messages(runs: list[list[dict[str, Any]]], per_run: bool) -> list[tuple[str, bytes, bytes]]:
+    """The runs as the Python client packs them (records grouped by partition), or one message a run."""
+    if per_run:
+        return [(topics.WORKFLOW_EVENTS, r[0]["run_id"].encode(), orjson.dumps(r)) for r in runs]
+    items = ((topics.WORKFLOW_EVENTS, record["run_id"], orjson.dumps(record)) for run in runs for record in run)
+    return pack_encoded(items, topics.PARTITIONS)
 
 
 class WindowReader:
@@ -114,8 +122,8 @@ class WindowReader:
         self.consumer.assign(parts)
         await self.consumer.seek_to_beginning(*parts)
 
-    async def poll(self) -> None:
-        fetched = await self.consumer.getmany(timeout_ms=100, max_records=10_000)
+    async def poll(self, timeout_ms: int = 100) -> None:
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
         now = time.perf_counter()
         for messages in fetched.values():
             for message in messages:
@@ -127,6 +135,14 @@ class WindowReader:
                 start = datetime.fromisoformat(p["window_start"]).timestamp()
                 self.arrived.setdefault((record["tenant_id"], p["scope"], p["key"], start), now)
 
+    async def drain(self, quiet_s: float) -> None:
+        """Read until nothing new has arrived for ``quiet_s``."""
+        seen, quiet_since = len(self.arrived), time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s:
+            await self.poll()
+            if len(self.arrived) != seen:
+                seen, quiet_since = len(self.arrived), time.monotonic()
+
     async def until(self, check: Any, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while not check():
@@ -135,7 +151,7 @@ class WindowReader:
             await self.poll()
 
 
-async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any]:
+async def measure(bootstrap: str, events: int, span_min: float, per_run: bool) -> dict[str, Any]:
     rng = random.Random(42)
     reader = WindowReader(bootstrap)
     await reader.start()
@@ -143,7 +159,7 @@ async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any
         say("warming up the worker (its consumer group join takes a while) ...")
         past = time.time() - 600
         warm = [run_records(past, i, rng) for i in range(8)]
-        await producer.send_messages([(topics.WORKFLOW_EVENTS, r[0]["run_id"].encode(), orjson.dumps(r)) for r in warm])
+        await producer.send_messages(_messages(warm, per_run))
         await reader.until(lambda: any(k[0] == TENANT for k in reader.arrived), timeout_s=240)
         reader.arrived.clear()
 
@@ -154,23 +170,22 @@ async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any
         batches = [run_records(t, run, rng) for run, t in enumerate(times)]
         batches += closing_runs(t_begin + span_min * 60 + WINDOW_S + GRACE_S + 1, runs, rng)
         times += [t_begin + span_min * 60 + WINDOW_S + GRACE_S + 1] * (len(batches) - len(times))
-        messages = [(topics.WORKFLOW_EVENTS, r[0]["run_id"].encode(), orjson.dumps(r)) for r in batches]
         produced = sum(len(r) for r in batches)
-        sent_at: list[float] = [0.0] * len(messages)
+        sent_at: list[float] = [0.0] * len(batches)
 
         say(f"producing {produced} events ({runs} runs) over {span_min:g} min of event time ...")
+        chunks = [(first, _messages(batches[first : first + CHUNK_RUNS], per_run))
+                  for first in range(0, len(batches), CHUNK_RUNS)]  # fmt: skip
         t0 = time.perf_counter()
-        for first in progress.bar("produce", iterable=range(0, len(messages), 500), total=-(-len(messages) // 500),
-                                  unit="chunk"):
-            chunk = messages[first : first + 500]
-            await producer.send_messages(chunk, on_sent=partial(_stamp, sent_at, first))
-            await reader.poll()
+        for first, messages in progress.bar("produce", iterable=chunks, unit="chunk"):
+            sent_at[first : first + CHUNK_RUNS] = [time.perf_counter()] * len(batches[first : first + CHUNK_RUNS])
+            await producer.send_messages(messages)
+            await reader.poll(timeout_ms=0)  # note what arrived without holding the producer up
         produce_s = time.perf_counter() - t0
         last = window_start(times[runs - 1], WINDOW_S)
         await reader.until(lambda: any(k[3] == last and k[1] == "tenant" for k in reader.arrived), timeout_s=600)
-        t_end = max(reader.arrived.values())
-        await asyncio.sleep(2.5)
-        await reader.poll()
+        await reader.drain(quiet_s=2.5)  # the other scopes' windows of the same close, and a fresh heartbeat
+        t_end = max(at for key, at in reader.arrived.items() if key[3] <= last)
         heartbeat = reader.heartbeat
     await reader.consumer.stop()
 
@@ -193,10 +208,11 @@ async def measure(bootstrap: str, events: int, span_min: float) -> dict[str, Any
         "windows": len(reader.arrived),
         "detector_points": points,
         "produce_eps": round(produced / produce_s, 1),
+        "messages": "one per run" if per_run else "grouped by partition",
     }
 
 
-def bench_metrics(*, events: int, span_min: float = 30.0) -> int:
+def bench_metrics(*, events: int, span_min: float = 30.0, per_run: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-metrics-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         env = child_env(
@@ -208,7 +224,7 @@ def bench_metrics(*, events: int, span_min: float = 30.0) -> int:
         )
         worker = spawn(flowledger_command("worker"), env, log=Path(tmp) / "worker.log")
         try:
-            result = asyncio.run(measure(broker.bootstrap, events, span_min))
+            result = asyncio.run(measure(broker.bootstrap, events, span_min, per_run))
             say(f"worker cpu seconds: {cpu_seconds(worker.pid):.1f}")
         except RuntimeError as exc:
             say(f"bench metrics: {exc}; worker log:")

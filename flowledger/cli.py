@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = bench_sub.add_parser("metrics", help="step results -> metric windows and anomaly detectors")
     metrics.add_argument("--events", type=int, default=200_000)
     metrics.add_argument("--span-min", type=float, default=30.0, help="minutes of event time the events cover")
+    metrics.add_argument("--per-run-messages", action="store_true",
+                         help="send each run as its own message instead of grouping records by partition")  # fmt: skip
     alerts = bench_sub.add_parser("alerts", help="first failing step -> alert notification received")
     alerts.add_argument("--alerts", type=int, default=20)
     alerts.add_argument("--window-s", type=float, default=60.0, help="metric window length")
@@ -259,7 +261,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "metrics":
         from flowledger.bench_metrics import bench_metrics
 
-        return bench_metrics(events=args.events, span_min=args.span_min)
+        return bench_metrics(events=args.events, span_min=args.span_min, per_run=args.per_run_messages)
     if args.bench_command == "alerts":
         from flowledger.bench_alerts import bench_alerts
 

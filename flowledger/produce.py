@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 
 from flowledger import progress
-from flowledger.client import Producer, pack
+from flowledger.client import Producer
 from schemas.envelope import Envelope
 from schemas.registry import validate_item
 
@@ -39,8 +39,8 @@ async def produce_file(bootstrap: str, path: Path, *, skip_invalid: bool = False
     if errors and not skip_invalid:
         print(f"{len(errors)} invalid lines; nothing published (use --skip-invalid)", file=sys.stderr)
         return 2
-    messages = pack(records)
     async with Producer(bootstrap) as producer:
+        messages = await producer.pack(records)
         with progress.bar("publish", len(messages), "msg") as shown:
             await producer.send_messages(messages, on_sent=lambda _index: shown.update())
     print(f"published {len(records)} records" + (f", skipped {len(errors)} invalid" if errors else ""))

@@ -1,9 +1,10 @@
 """Every Kafka topic Flowledger uses, in one place.
 
 Record values are UTF-8 JSON: either one envelope object, or a JSON array of
-envelopes that share the record's key (a batch; order within it is kept).
-Keys are the envelope's ``partition_key`` (run id, else workflow id), so the
-records of one run stay in order in one partition.
+envelopes whose keys all hash to the record's partition (a batch; order
+within it is kept). Keys are the envelope's ``partition_key`` (run id, else
+workflow id; a batch's key is its first record's), so the records of one run
+stay in order in one partition.
 """
 
 from typing import Final

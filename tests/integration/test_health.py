@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from flowledger.client import pack
 from schemas.monitoring import AlertFired, AlertResolved, AnomalyDetected, MetricWindowClosed
 from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepStarted, StepSucceeded
 from tests.integration.conftest import auth, eventually
@@ -108,7 +107,7 @@ async def produced(api, producer):
         batches.append(run_events(wf, f"{wf}-v2-{i}", START + timedelta(minutes=30 + i), version=2, task_ms=400.0,
                                   notify=notify))  # fmt: skip
     records = [e for batch in batches for e in batch] + monitoring_events(wf)
-    messages = Counter(topic for topic, _key, _value in pack(records))
+    messages = Counter(topic for topic, _key, _value in await producer.pack(records))
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
         for _ in range(2):  # the second time is a redelivery, in its own insert: every count must stay exact
             before = await positions(http)

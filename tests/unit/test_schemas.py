@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from flowledger.client import MAX_RECORDS_PER_MESSAGE, pack
+from flowledger.client import MAX_RECORDS_PER_MESSAGE, pack, partition_of
 from schemas import RECORD_TYPES, decode, encode, json_schemas, validate_item
 from schemas.envelope import Envelope
 from schemas.registry import UPCASTERS, register_upcaster, upcast
@@ -132,3 +132,29 @@ def test_pack_groups_by_key_keeps_order_and_chunks():
     many = pack(records * (MAX_RECORDS_PER_MESSAGE // len(records) + 1))
     assert len(many) == 2
     assert encode(records) == value
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 7])
+def test_pack_by_partition_shares_messages_between_runs_and_keeps_each_runs_order(partitions):
+    runs = [[validate_item(i) for i in as_json(run_with_retry("acme", f"wf-{n % 3}", f"run-{n}"))] for n in range(40)]
+    interleaved = [record for step in zip(*runs, strict=True) for record in step]  # as a busy executor emits them
+    messages = pack(interleaved, {"workflow-events": partitions})
+    assert len(messages) <= partitions  # 40 runs, under the per-message limits
+    seen: dict[str, list[str]] = {}
+    for topic, key, value in messages:
+        assert topic == "workflow-events"
+        for record in decode(value)[0]:
+            # where a producer sending this record alone would put it: the message's own partition
+            assert partition_of(record.partition_key.encode(), partitions) == partition_of(key, partitions)
+            seen.setdefault(record.run_id, []).append(record.event_id)
+    assert seen == {run[0].run_id: [r.event_id for r in run] for run in runs}
+
+
+@pytest.mark.parametrize(("key", "java_hash"), [
+    (b"21", -973932308), (b"foobar", -790332482), (b"a-little-bit-long-string", -985981536),
+    (b"a-little-bit-longer-string", -1486304829), (b"abc", 479470107),
+])  # fmt: skip
+def test_partition_of_matches_the_kafka_java_client(key, java_hash):
+    # the Java client's murmur2 of these keys (Kafka's own test vectors), made positive, modulo the count
+    for partitions in (1, 4, 7, 1000):
+        assert partition_of(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
