@@ -24,8 +24,10 @@ Dead letters: none here; records that fail validation are counted and skipped
 (the projector dead-letters them with their offsets).
 
 Delivery: every event is counted once. Stage 1 skips records at or below the
-offset its state has applied; stage 2 applies each (partition, window) partial
-once; emitted ids derive from (series, window), so a record re-sent after a
+offset its state has applied, and before a record beyond the next one it
+reads the records the consumer skipped (around a rebalance) from the log
+(``domain.holes``); stage 2 applies each
+(partition, window) partial once; emitted ids derive from (series, window), so a record re-sent after a
 crash collapses in ClickHouse. Detector state is checkpointed in the
 changelogged ``metric_series`` table and restored with it.
 """
@@ -42,10 +44,12 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from domain.anomaly import SeriesDetector
 from domain.detection import DEFAULT_THRESHOLD, score_window, window_record
+from domain.holes import holes, splice
 from domain.rolling import live, pane_config
 from domain.windows import (
     Clock,
@@ -88,6 +92,11 @@ class MetricsStats:
     anomalies: int = 0
     detector_points: int = 0
     detector_ns: int = 0
+    holes: int = 0
+    """Runs of records the consumer skipped (``domain.holes``), read from the log before going on."""
+    refetched: int = 0
+    lost: int = 0
+    """Records never applied: gone from the log before they could be read back."""
 
     def as_counts(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -207,43 +216,54 @@ RAW_EVENT_HOOKS: list[Callable[[list[bytes]], Awaitable[None]]] = []
 @app.agent(events_topic)
 async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(5000, within=0.05):
-        await _aggregate(events)
+        passed = await _aggregate(events)
         for hook in RAW_EVENT_HOOKS:
             try:
-                await hook([event.value for event in events])
+                await hook(passed)
             except Exception:  # a bug there must not stop the metrics
-                log.exception("event hook %s failed on a batch of %d", getattr(hook, "__name__", hook), len(events))
+                log.exception("event hook %s failed on a batch of %d", getattr(hook, "__name__", hook), len(passed))
 
 
-async def _aggregate(events: list[Any]) -> None:
+async def _aggregate(events: list[Any]) -> list[bytes]:
+    """Apply a batch, with any records the consumer skipped before it; returns the values applied or replayed."""
     by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
     for event in events:
         by_partition[event.message.partition].append((event.message.offset, event.value))
+    passed: list[bytes] = []
     async with stage1.lock:
         now = time.time()
         states, panes = [], []
         for partition, items in by_partition.items():
             state = stage1.load(partition, now=now)
             pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
-            absorb(state, items, now=now, panes=pane)
+            missing = holes(state.last_offset, (offset for offset, _ in items))
+            if missing:
+                items = splice(items, await _read_missing(partition, missing))
+            passed += absorb(state, items, now=now, panes=pane)
             states.append(state)
             panes += [pane] if pane else []
         stats.late = sum(s.late_total for k, s in stage1.cache.items() if b":" not in k)
         await stage1.publish(states, panes)
+    return passed
 
 
 def absorb(
     state: PartitionWindows, items: list[tuple[int, bytes]], *, now: float, panes: PartitionWindows | None = None
-) -> None:
-    """Decode one partition's records, count them, and add what they observe to its windows (and panes)."""
+) -> list[bytes]:
+    """Decode one partition's records, count them, and add what they observe to its windows (and panes).
+
+    Returns the values applied or replayed (what the batch's other consumers get).
+    """
     seen: list[tuple[str, str]] = []
+    passed: list[bytes] = []
     for offset, value in items:
+        passed.append(value)
         if offset <= state.last_offset:
             continue  # applied before a restart: replayed from the last committed offset
-        if offset != state.last_offset + 1:
-            # offsets of workflow-events are contiguous (no transactions, no compaction): a jump is a record not seen
-            log.warning("partition %d: record %d applied after %d, %d records never seen",
-                        state.partition, offset, state.last_offset, offset - state.last_offset - 1)  # fmt: skip
+        if offset != state.last_offset + 1:  # only when the log no longer has them (see _read_missing)
+            log.error("partition %d: record %d applied after %d, %d records never seen",
+                      state.partition, offset, state.last_offset, offset - state.last_offset - 1)  # fmt: skip
+            stats.lost += offset - state.last_offset - 1
         good, bad = decode(value)
         ingest_stats.skipped += len(bad)
         seen += [(r.tenant_id, r.type) for r in good]
@@ -253,6 +273,44 @@ def absorb(
             panes.observe(offset, live(observed, now=now), now=now, config=PANES)
     ingest_stats.counts.observe(seen, now=now)
     stats.events += len(seen)
+    return passed
+
+
+async def _read_missing(
+    partition: int, missing: list[tuple[int, int]], *, bootstrap: str | None = None, timeout_s: float = 30.0
+) -> list[tuple[int, bytes]]:
+    """Read the records in the ``[start, end)`` ranges of a partition from the log, with a consumer of its own.
+
+    Faust's consumer skipped them (``domain.holes``); seeking it back would
+    race with the records it has in flight. Records no longer in the log
+    (expired) are missing from the answer, and ``absorb`` counts them lost.
+    """
+    log.warning("partition %d: records %s skipped by the consumer: reading them from the log",
+                partition, ", ".join(f"{a}-{b - 1}" for a, b in missing))  # fmt: skip
+    stats.holes += len(missing)
+    tp = TopicPartition(topics.WORKFLOW_EVENTS, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap or settings.bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest", check_crcs=False)  # fmt: skip
+    out: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        for start, end in missing:
+            consumer.seek(tp, start)
+            position = start
+            while position < end and time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1000)
+                for record in fetched.get(tp, []):
+                    if record.offset < end and record.value is not None:
+                        out.append((record.offset, record.value))
+                    position = max(position, record.offset + 1)
+            if position < end:
+                log.error("partition %d: records %d-%d not read back in %.0fs", partition, position, end - 1, timeout_s)
+    finally:
+        await consumer.stop()
+    stats.refetched += len(out)
+    return out
 
 
 def tables_settled() -> bool:

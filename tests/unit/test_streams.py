@@ -65,3 +65,15 @@ def test_closed_partials_are_packed_in_bounded_messages_with_the_watermark_last(
     assert [d["wm"] for d in decoded] == [None] * (len(decoded) - 1) + [1234.5]
     assert {d["p"] for d in decoded} == {3}
     assert [orjson.loads(m) for m in pack(0, [], None)] == [{"p": 0, "partials": [], "wm": None}]
+
+
+def test_metric_intake_applies_past_records_that_are_gone_and_counts_them_lost():
+    from domain.windows import PartitionWindows
+    from streams import metrics
+
+    records = [validate_item(i) for i in as_json(run_with_retry("acme", "wf", "r2"))]
+    state = PartitionWindows(partition=9)
+    lost = metrics.stats.lost
+    items = [(0, encode(records[:1])), (3, encode(records[1:]))]  # 1 and 2 expired before they were read back
+    assert metrics.absorb(state, items, now=100.0) == [value for _, value in items]
+    assert (state.last_offset, metrics.stats.lost - lost) == (3, 2)
