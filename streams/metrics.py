@@ -81,6 +81,7 @@ PANES_ON = settings.workflow_monitoring_enabled
 """Panes exist for the alert rules; with monitoring off nobody reads them."""
 SOURCE_PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
 CLOCK_KEY = b"__clock__"
+OFFSET_KEY = b"__offset__"
 THRESHOLD = settings.flowledger_anomaly_threshold or DEFAULT_THRESHOLD
 
 
@@ -238,7 +239,7 @@ async def _aggregate(events: list[Any]) -> list[bytes]:
             pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
             missing = holes(state.last_offset, (offset for offset, _ in items))
             if missing:
-                items = splice(items, await _read_missing(partition, missing))
+                items = splice(items, await _read_missing(topics.WORKFLOW_EVENTS, partition, missing))
             passed += absorb(state, items, now=now, panes=pane)
             states.append(state)
             panes += [pane] if pane else []
@@ -277,7 +278,7 @@ def absorb(
 
 
 async def _read_missing(
-    partition: int, missing: list[tuple[int, int]], *, bootstrap: str | None = None, timeout_s: float = 30.0
+    topic: str, partition: int, missing: list[tuple[int, int]], *, bootstrap: str | None = None, timeout_s: float = 30.0
 ) -> list[tuple[int, bytes]]:
     """Read the records in the ``[start, end)`` ranges of a partition from the log, with a consumer of its own.
 
@@ -285,10 +286,10 @@ async def _read_missing(
     race with the records it has in flight. Records no longer in the log
     (expired) are missing from the answer, and ``absorb`` counts them lost.
     """
-    log.warning("partition %d: records %s skipped by the consumer: reading them from the log",
-                partition, ", ".join(f"{a}-{b - 1}" for a, b in missing))  # fmt: skip
+    log.warning("%s partition %d: records %s skipped by the consumer: reading them from the log",
+                topic, partition, ", ".join(f"{a}-{b - 1}" for a, b in missing))  # fmt: skip
     stats.holes += len(missing)
-    tp = TopicPartition(topics.WORKFLOW_EVENTS, partition)
+    tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap or settings.bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", check_crcs=False)  # fmt: skip
     out: list[tuple[int, bytes]] = []
@@ -306,7 +307,8 @@ async def _read_missing(
                         out.append((record.offset, record.value))
                     position = max(position, record.offset + 1)
             if position < end:
-                log.error("partition %d: records %d-%d not read back in %.0fs", partition, position, end - 1, timeout_s)
+                log.error("%s partition %d: records %d-%d not read back in %.0fs", topic, partition, position, end - 1,
+                          timeout_s)  # fmt: skip
     finally:
         await consumer.stop()
     stats.refetched += len(out)
@@ -356,6 +358,7 @@ async def _forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     stage2.cache.clear()
     stage2.pending = None
     stage2.clock = None
+    stage2.offset = None
     stage2.closed_at = -math.inf
 
 
@@ -385,6 +388,8 @@ class Stage2:
         """The watermark up to which windows were last closed (in this process)."""
         self.pending: set[bytes] | None = None
         """Series not dormant: windows pending, or empty windows still owed (rebuilt from the table after a restart)."""
+        self.offset: int | None = None
+        """The last offset of ``metric-partials`` applied (read from the table after a restart)."""
 
     def load(self, sid: bytes) -> SeriesState:
         state = self.cache.get(sid)
@@ -400,12 +405,20 @@ class Stage2:
             self.clock = Clock.from_json(SOURCE_PARTITIONS, orjson.loads(raw) if raw else None)
         return self.clock
 
+    def load_offset(self, first: int) -> int:
+        """The last ``metric-partials`` offset applied; ``first`` is the batch's first offset."""
+        if self.offset is None:
+            raw = series_table.get(OFFSET_KEY)
+            # no record of it but a clock: written before offsets were kept, so trust where the consumer resumed
+            self.offset = int(raw) if raw else (first - 1 if series_table.get(CLOCK_KEY) else -1)
+        return self.offset
+
     def pending_series(self) -> set[bytes]:
         if self.pending is None:
             self.pending = {
                 bytes(k)
                 for k in series_table.keys()
-                if k != CLOCK_KEY and not self.load(bytes(k)).windows.dormant(WINDOW)
+                if k not in (CLOCK_KEY, OFFSET_KEY) and not self.load(bytes(k)).windows.dormant(WINDOW)
             }
         return self.pending
 
@@ -417,9 +430,14 @@ stage2 = Stage2()
 async def close_windows(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(2000, within=0.05):
         clock, pending = stage2.load_clock(), stage2.pending_series()
+        items = [(event.message.offset, event.value) for event in events]
+        last = stage2.load_offset(first=items[0][0])
+        missing = holes(last, (offset for offset, _ in items))
+        if missing:  # skipped by the consumer: a partial or a watermark lost would make a window wrong or late
+            items = splice(items, await _read_missing(topics.METRIC_PARTIALS, 0, missing))
         touched: set[bytes] = set()
-        for event in events:
-            message = orjson.loads(event.value)
+        for _offset, value in items:
+            message = orjson.loads(value)
             partition = message["p"]
             for series, start, partial in message["partials"]:
                 sid = series_id(tuple(series))
@@ -436,6 +454,8 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
         else:
             _write(touched)
         series_table[CLOCK_KEY] = orjson.dumps(clock.to_json())
+        stage2.offset = max(last, items[-1][0])
+        series_table[OFFSET_KEY] = str(stage2.offset).encode()
 
 
 async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes]) -> None:
