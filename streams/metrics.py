@@ -210,27 +210,28 @@ def pack(partition: int, closed: list[Any], watermark: float | None, max_bytes: 
     return [head + b",".join(chunk) + b'],"wm":' + mark + b"}" for chunk, mark in zip(chunks, marks, strict=True)]
 
 
-RAW_EVENT_HOOKS: list[Callable[[list[bytes]], Awaitable[None]]] = []
-"""Other consumers of the same batches (``streams.recovery``): one Faust stream over the busiest topic, not two."""
+EVENT_HOOKS: list[Callable[[list[Envelope]], Awaitable[None]]] = []
+"""Other consumers of the same batches, decoded once (``streams.recovery``): one Faust stream over the busiest
+topic, not two."""
 
 
 @app.agent(events_topic)
 async def aggregate_windows(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(5000, within=0.05):
         passed = await _aggregate(events)
-        for hook in RAW_EVENT_HOOKS:
+        for hook in EVENT_HOOKS:
             try:
                 await hook(passed)
             except Exception:  # a bug there must not stop the metrics
                 log.exception("event hook %s failed on a batch of %d", getattr(hook, "__name__", hook), len(passed))
 
 
-async def _aggregate(events: list[Any]) -> list[bytes]:
-    """Apply a batch, with any records the consumer skipped before it; returns the values applied or replayed."""
+async def _aggregate(events: list[Any]) -> list[Envelope]:
+    """Apply a batch, with any records the consumer skipped before it; returns the records applied or replayed."""
     by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
     for event in events:
         by_partition[event.message.partition].append((event.message.offset, event.value))
-    passed: list[bytes] = []
+    passed: list[Envelope] = []
     async with stage1.lock:
         now = time.time()
         states, panes = [], []
@@ -250,22 +251,23 @@ async def _aggregate(events: list[Any]) -> list[bytes]:
 
 def absorb(
     state: PartitionWindows, items: list[tuple[int, bytes]], *, now: float, panes: PartitionWindows | None = None
-) -> list[bytes]:
+) -> list[Envelope]:
     """Decode one partition's records, count them, and add what they observe to its windows (and panes).
 
-    Returns the values applied or replayed (what the batch's other consumers get).
+    Returns the valid records applied or replayed (what the batch's other consumers get).
     """
     seen: list[tuple[str, str]] = []
-    passed: list[bytes] = []
+    passed: list[Envelope] = []
     for offset, value in items:
-        passed.append(value)
-        if offset <= state.last_offset:
-            continue  # applied before a restart: replayed from the last committed offset
+        if offset <= state.last_offset:  # applied before a restart: replayed from the last committed offset
+            passed += decode(value)[0]
+            continue
         if offset != state.last_offset + 1:  # only when the log no longer has them (see _read_missing)
             log.error("partition %d: record %d applied after %d, %d records never seen",
                       state.partition, offset, state.last_offset, offset - state.last_offset - 1)  # fmt: skip
             stats.lost += offset - state.last_offset - 1
         good, bad = decode(value)
+        passed += good
         ingest_stats.skipped += len(bad)
         seen += [(r.tenant_id, r.type) for r in good]
         observed = [o for record in good for o in observations(record)]

@@ -27,18 +27,14 @@ import asyncio
 import logging
 import pickle
 import time
-from typing import Any
-
-import orjson
-from pydantic import ValidationError
 
 from domain.recovery import Recovery
 from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
-from schemas.registry import RECORD_TYPES, upcast
+from schemas.registry import decode
 from streams.app import app, settings
-from streams.metrics import RAW_EVENT_HOOKS, routed_table, tables_settled
+from streams.metrics import EVENT_HOOKS, routed_table, tables_settled
 
 log = logging.getLogger(__name__)
 
@@ -92,56 +88,36 @@ class Store:
 store = Store()
 
 
-async def feed(values: list[bytes]) -> None:
+async def feed(records: list[Envelope]) -> None:
     """Apply a batch of records (run events, alerts, anomalies) and publish what they cause."""
     async with store.lock:
         now = time.time()
         outputs: list[Envelope] = []
         touched: set[str] = set()
-        for value in values:
-            for item in _items(value):
-                kind, tenant, run_id = item.get("type"), item.get("tenant_id"), item.get("run_id") or ""
-                if kind not in WATCHED_TYPES or not isinstance(tenant, str):
-                    continue
-                state = store.load(tenant)
-                touched.add(tenant)
-                if state.needs(kind, run_id):
-                    record = _validated(item)
-                    if record is not None:
-                        outputs += state.apply(record, now)
-                else:  # most events: no validation, only what they change, at the time they arrive
-                    payload = item.get("payload") or {}
-                    state.progress(kind, run_id, str(item.get("workflow_id", "")), now,
-                                   str(item.get("step_id") or ""), str(payload.get("service", "")))  # fmt: skip
+        for record in records:
+            kind, tenant, run_id = record.type, record.tenant_id, record.run_id or ""
+            if kind not in WATCHED_TYPES:
+                continue
+            state = store.load(tenant)
+            touched.add(tenant)
+            if state.needs(kind, run_id):
+                outputs += state.apply(record, now)
+            else:  # most events: only what they change, at the time they arrive
+                state.progress(kind, run_id, record.workflow_id or "", now, record.step_id or "",
+                               str(getattr(record.payload, "service", "") or ""))  # fmt: skip
         await store.publish(outputs, touched)
         if outputs:
-            log.info("troubleshooting: %d records from %d messages", len(outputs), len(values))
+            log.info("troubleshooting: %d records from a batch of %d", len(outputs), len(records))
 
 
-RAW_EVENT_HOOKS.append(feed)  # run events: the batches the metric agent reads anyway
+EVENT_HOOKS.append(feed)  # run events: the batches the metric agent reads and decodes anyway
 
 
 @app.agent(signal_topics)
 async def troubleshoot_signals(stream):  # type: ignore[no-untyped-def]
     """Alerts and anomalies (few): a firing alert or an anomaly joins or opens a session."""
     async for values in stream.take(200, within=0.2):
-        await feed(values)
-
-
-def _items(value: bytes) -> list[dict[str, Any]]:
-    """The records of one message (one or a JSON array); undecodable ones are the projector's to dead-letter."""
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return []
-    return [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)]
-
-
-def _validated(item: dict[str, Any]) -> Envelope | None:
-    try:
-        return RECORD_TYPES[item["type"]].model_validate(upcast(item))
-    except ValidationError:
-        return None
+        await feed([record for value in values for record in decode(value)[0]])
 
 
 @app.timer(interval=0.5)

@@ -13,8 +13,9 @@ def test_metric_intake_counts_valid_records_skips_garbage_and_observes_results()
     records = [validate_item(i) for i in as_json(run_with_retry("acme", "wf", "r1"))]
     state = PartitionWindows(partition=0)
     items = [(0, encode(records)), (1, b"\xff\xfe garbage"), (2, encode(records[:1])), (2, encode(records))]
-    metrics.absorb(state, items, now=100.0)
+    passed = metrics.absorb(state, items, now=100.0)
     assert ingest_stats.counts.total - before_total == 10 + 1  # offset 2 again: a replay, skipped
+    assert len(passed) == 10 + 1 + 10  # what the other consumers of the batch get: the replay too, not the garbage
     assert ingest_stats.skipped - before_skipped == 1
     assert ingest_stats.counts.by_tenant()["acme"] >= 11
     step_results = sum(p.count for (series, _), p in state.open.items() if series[1] == "step")
@@ -75,5 +76,5 @@ def test_metric_intake_applies_past_records_that_are_gone_and_counts_them_lost()
     state = PartitionWindows(partition=9)
     lost = metrics.stats.lost
     items = [(0, encode(records[:1])), (3, encode(records[1:]))]  # 1 and 2 expired before they were read back
-    assert metrics.absorb(state, items, now=100.0) == [value for _, value in items]
+    assert [r.event_id for r in metrics.absorb(state, items, now=100.0)] == [r.event_id for r in records]
     assert (state.last_offset, metrics.stats.lost - lost) == (3, 2)
