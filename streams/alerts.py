@@ -83,6 +83,7 @@ from schemas.monitoring import (
 )
 from schemas.registry import decode, to_json
 from streams.app import app, settings
+from streams.ledger import OffsetLedger
 from streams.metrics import PANES, SOURCE_PARTITIONS, WINDOW, routed_table
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ alert_input = app.topic(
 alerts_topic = app.topic(topics.ALERTS, value_serializer="raw", key_serializer="raw")
 alert_table = routed_table("alert_state", 1, route=lambda key: 0)
 CLOCK_KEY = b"__panes__"
+OFFSETS_KEY = b"__offsets__"
 
 
 @dataclass
@@ -144,12 +146,13 @@ class Store:
         self.panes: dict[Series, PaneSeries] = {}
         self.touched_series: set[Series] = set()
         """Series whose panes changed in this batch: each series is its own record, kept well under a message's size."""
+        self.ledger = OffsetLedger(alert_table, OFFSETS_KEY)
 
     def tenants(self) -> dict[str, TenantAlerts]:
         """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
         if not self.all_loaded:
             for key in list(alert_table.keys()):
-                if bytes(key) != CLOCK_KEY and not bytes(key).startswith(SERIES_PREFIX):
+                if bytes(key) not in (CLOCK_KEY, OFFSETS_KEY) and not bytes(key).startswith(SERIES_PREFIX):
                     self.load(bytes(key).decode())
             self.all_loaded = True
         return self.cache
@@ -216,11 +219,14 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(500, within=0.05):
         outputs: list[Envelope] = []
         now_by_tenant: dict[str, float] = {}
-        for event in events:
-            if event.message.topic == topics.METRIC_PANES:
-                add_panes(orjson.loads(event.value))
+        items = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
+        # a pane, an anomaly or a rule the consumer skipped would leave a rate short or a rule undefined
+        items = await store.ledger.fill(items, fresh=alert_table.get(CLOCK_KEY) is None)
+        for topic, _partition, _offset, value in items:
+            if topic == topics.METRIC_PANES:
+                add_panes(orjson.loads(value))
                 continue
-            good, _bad = decode(event.value)
+            good, _bad = decode(value)
             for record in good:
                 outputs += apply(store.load(record.tenant_id), record)
                 at = record.occurred_at.timestamp()
@@ -243,6 +249,8 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
         store.touched.clear()
         store.save_series()
         store.save_clock()
+        store.ledger.applied(items)
+        store.ledger.save()
         for tenant, notifications, muted in deliveries:
             for message, targets, alerts in notifications:
                 task = asyncio.ensure_future(deliver(tenant, message, targets, alerts))

@@ -43,10 +43,12 @@ def agent_counts() -> dict[str, int]:
     """The counts of the agents this worker runs (imported lazily: they register after this module)."""
     result: dict[str, int] = {}
     if app_module.RUNS_MONITOR:
+        from streams.ledger import stats as refetch_stats
         from streams.metrics import stats as metric_stats
 
         result.update(ingested_records=counts.total, skipped_bad_items=skipped)
         result.update({f"metrics_{k}": v for k, v in metric_stats.as_counts().items()})
+        result.update(refetch_holes=refetch_stats.holes, refetch_records=refetch_stats.records)
     if app_module.RUNS_EXECUTOR:
         from streams.executor import runtime
 

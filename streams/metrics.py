@@ -44,7 +44,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from domain.anomaly import SeriesDetector
@@ -66,6 +65,7 @@ from schemas.envelope import Envelope
 from schemas.registry import decode, to_json
 from streams import ingest_stats
 from streams.app import app, settings
+from streams.ledger import read_missing
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,6 @@ class MetricsStats:
     anomalies: int = 0
     detector_points: int = 0
     detector_ns: int = 0
-    holes: int = 0
-    """Runs of records the consumer skipped (``domain.holes``), read from the log before going on."""
-    refetched: int = 0
     lost: int = 0
     """Records never applied: gone from the log before they could be read back."""
 
@@ -240,7 +237,7 @@ async def _aggregate(events: list[Any]) -> list[Envelope]:
             pane = stage1.load(partition, now=now, panes=True) if PANES_ON else None
             missing = holes(state.last_offset, (offset for offset, _ in items))
             if missing:
-                items = splice(items, await _read_missing(topics.WORKFLOW_EVENTS, partition, missing))
+                items = splice(items, await read_missing(topics.WORKFLOW_EVENTS, partition, missing))
             passed += absorb(state, items, now=now, panes=pane)
             states.append(state)
             panes += [pane] if pane else []
@@ -262,7 +259,7 @@ def absorb(
         if offset <= state.last_offset:  # applied before a restart: replayed from the last committed offset
             passed += decode(value)[0]
             continue
-        if offset != state.last_offset + 1:  # only when the log no longer has them (see _read_missing)
+        if offset != state.last_offset + 1:  # only when the log no longer has them (see streams.ledger)
             log.error("partition %d: record %d applied after %d, %d records never seen",
                       state.partition, offset, state.last_offset, offset - state.last_offset - 1)  # fmt: skip
             stats.lost += offset - state.last_offset - 1
@@ -277,44 +274,6 @@ def absorb(
     ingest_stats.counts.observe(seen, now=now)
     stats.events += len(seen)
     return passed
-
-
-async def _read_missing(
-    topic: str, partition: int, missing: list[tuple[int, int]], *, bootstrap: str | None = None, timeout_s: float = 30.0
-) -> list[tuple[int, bytes]]:
-    """Read the records in the ``[start, end)`` ranges of a partition from the log, with a consumer of its own.
-
-    Faust's consumer skipped them (``domain.holes``); seeking it back would
-    race with the records it has in flight. Records no longer in the log
-    (expired) are missing from the answer, and ``absorb`` counts them lost.
-    """
-    log.warning("%s partition %d: records %s skipped by the consumer: reading them from the log",
-                topic, partition, ", ".join(f"{a}-{b - 1}" for a, b in missing))  # fmt: skip
-    stats.holes += len(missing)
-    tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap or settings.bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest", check_crcs=False)  # fmt: skip
-    out: list[tuple[int, bytes]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        await consumer.start()
-        consumer.assign([tp])
-        for start, end in missing:
-            consumer.seek(tp, start)
-            position = start
-            while position < end and time.monotonic() < deadline:
-                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1000)
-                for record in fetched.get(tp, []):
-                    if record.offset < end and record.value is not None:
-                        out.append((record.offset, record.value))
-                    position = max(position, record.offset + 1)
-            if position < end:
-                log.error("%s partition %d: records %d-%d not read back in %.0fs", topic, partition, position, end - 1,
-                          timeout_s)  # fmt: skip
-    finally:
-        await consumer.stop()
-    stats.refetched += len(out)
-    return out
 
 
 def tables_settled() -> bool:
@@ -436,7 +395,7 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
         last = stage2.load_offset(first=items[0][0])
         missing = holes(last, (offset for offset, _ in items))
         if missing:  # skipped by the consumer: a partial or a watermark lost would make a window wrong or late
-            items = splice(items, await _read_missing(topics.METRIC_PARTIALS, 0, missing))
+            items = splice(items, await read_missing(topics.METRIC_PARTIALS, 0, missing))
         touched: set[bytes] = set()
         for _offset, value in items:
             message = orjson.loads(value)
