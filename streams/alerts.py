@@ -82,9 +82,9 @@ from schemas.monitoring import (
     SilencePayload,
 )
 from schemas.registry import decode, to_json
-from streams.app import app, settings
-from streams.ledger import OffsetLedger
-from streams.metrics import PANES, SOURCE_PARTITIONS, WINDOW, routed_table
+from streams.app import app, routed_table, settings
+from streams.ledger import LEDGER_PREFIX, OffsetLedger
+from streams.metrics import PANES, SOURCE_PARTITIONS, WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,6 @@ alert_input = app.topic(
 alerts_topic = app.topic(topics.ALERTS, value_serializer="raw", key_serializer="raw")
 alert_table = routed_table("alert_state", 1, route=lambda key: 0)
 CLOCK_KEY = b"__panes__"
-OFFSETS_KEY = b"__offsets__"
 
 
 @dataclass
@@ -146,13 +145,13 @@ class Store:
         self.panes: dict[Series, PaneSeries] = {}
         self.touched_series: set[Series] = set()
         """Series whose panes changed in this batch: each series is its own record, kept well under a message's size."""
-        self.ledger = OffsetLedger(alert_table, OFFSETS_KEY)
+        self.ledger = OffsetLedger(alert_table)
 
     def tenants(self) -> dict[str, TenantAlerts]:
         """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
         if not self.all_loaded:
             for key in list(alert_table.keys()):
-                if bytes(key) not in (CLOCK_KEY, OFFSETS_KEY) and not bytes(key).startswith(SERIES_PREFIX):
+                if bytes(key) != CLOCK_KEY and not bytes(key).startswith((SERIES_PREFIX, LEDGER_PREFIX)):
                     self.load(bytes(key).decode())
             self.all_loaded = True
         return self.cache
@@ -221,7 +220,7 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
         now_by_tenant: dict[str, float] = {}
         items = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
         # a pane, an anomaly or a rule the consumer skipped would leave a rate short or a rule undefined
-        items = await store.ledger.fill(items, fresh=alert_table.get(CLOCK_KEY) is None)
+        items = await store.ledger.fill(items, fresh=lambda: alert_table.get(CLOCK_KEY) is None)
         for topic, _partition, _offset, value in items:
             if topic == topics.METRIC_PANES:
                 add_panes(orjson.loads(value))

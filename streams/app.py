@@ -19,6 +19,7 @@ Every role publishes a heartbeat (``streams.ingest_stats``).
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -115,6 +116,30 @@ app = faust.App(
     broker_session_timeout=settings.flowledger_worker_session_timeout_s,
     datadir=str(settings.flowledger_data_dir / "faust" / (WORKER_ID if ROLE == "all" else f"{WORKER_ID}-{ROLE}")),
 )
+
+
+class RoutedTable(faust.Table[bytes, bytes]):
+    """A table that says itself which changelog partition a key goes to.
+
+    Faust takes it from the event being processed, which a batch of events
+    from several partitions (``take_events``) or a timer does not have.
+    """
+
+    def __init__(self, *args: Any, route: Callable[[bytes], int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.route = route
+
+    def partition_for_key(self, key: Any) -> int:
+        return self.route(key)
+
+
+def routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> Any:
+    table = RoutedTable(
+        app, name=name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
+        beacon=app.tables.beacon, route=route,
+    )  # fmt: skip
+    return app.tables.add(table)
+
 
 # Agents (imported for their registration side effect).
 from streams import ingest_stats  # noqa: E402,F401

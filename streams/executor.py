@@ -12,7 +12,11 @@ Dead letters: none here; the projector dead-letters undecodable records.
 Table: ``run_state_by_run`` (run id -> encoded ``RunState``), changelogged and
 written after the events it reflects were acknowledged, so a restarted worker
 resumes from its last acknowledged state: attempts in flight are re-dispatched
-with their idempotency keys and reproduce the same events.
+with their idempotency keys and reproduce the same events. Table
+``executor_offsets`` holds the last command offset applied per partition,
+written with the run states: commands the consumer skipped around a restart,
+or committed past before their states were written, are read back from the
+log (``streams.ledger``).
 Delivery: at-least-once. Emitted ids are derived from their causes, so a
 reprocessed record re-emits the same ids (deduplicated downstream and by the
 fold); a re-dispatched attempt reaches the service with the same idempotency
@@ -27,8 +31,11 @@ straight to it while the service's circuit is open (kept in ``service_routes``).
 memory per worker (``streams.step_cache``, ``FLOWLEDGER_STEP_CACHE_ENTRIES``).
 """
 
+import asyncio
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +48,8 @@ from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode
 from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, SetServiceRoute, StartRun
-from streams.app import app, settings
+from streams.app import app, routed_table, settings
+from streams.ledger import Item, OffsetLedger, ledger_partition
 from streams.runtime import ExecutorRuntime
 from streams.step_cache import StepCache
 
@@ -161,6 +169,8 @@ def _registry() -> ConnectorRegistry:
 
 
 states = TableStates(run_state_by_run)
+ledger = OffsetLedger(routed_table("executor_offsets", PARTITIONS, route=ledger_partition))
+"""The last ``workflow-commands`` offset applied per partition, in the partition's own changelog."""
 runtime = ExecutorRuntime(
     states=states,
     publish=_Publisher(),
@@ -169,16 +179,47 @@ runtime = ExecutorRuntime(
     step_cache=StepCache(settings.flowledger_step_cache_entries),
 )
 _recovered = False
+_caught_up = False
+_recovered_at = math.inf
+CATCH_UP_WAIT_S = 30.0
+"""How long to wait for the committed offsets of every assigned partition before catching up without them."""
+ledger_lock = asyncio.Lock()
+"""One batch of commands at a time: the stream's, or the catch-up's."""
 
 
 @app.agent(executor_input)
 async def execute_runs(stream):  # type: ignore[no-untyped-def]
-    async for values in stream.take(500, within=0.002):
-        records: list[Envelope] = []
-        for value in values:
-            good, _bad = decode(value)
-            records.extend(good)
-        await runtime.handle(await _gate_paused(records))
+    async for events in stream.take_events(500, within=0.002):
+        items = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
+        async with ledger_lock:
+            # a command the consumer skipped would never run: read it back first (streams.ledger). A partition
+            # without an entry resumes where the consumer did: reading its commands from 0 could start old runs.
+            await _apply(await ledger.fill(items, fresh=lambda: False))
+
+
+async def _apply(items: list[Item]) -> None:
+    records: list[Envelope] = []
+    for _topic, _partition, _offset, value in items:
+        good, _bad = decode(value)
+        records.extend(good)
+    await runtime.handle(await _gate_paused(records))
+    ledger.applied(items)  # written with the run states they led to (write_run_states)
+
+
+async def _catch_up() -> bool:
+    """Apply the commands between the ledger and the committed offsets (once, after a start); False: not yet known."""
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == topics.WORKFLOW_COMMANDS]
+    known = getattr(app.consumer, "_committed_offset", {})  # Faust keeps what its seek to the committed offsets found
+    committed = {tp: known.get(tp) for tp in assigned}
+    unknown = not assigned or any(offset is None for offset in committed.values())
+    if unknown and time.monotonic() - _recovered_at < CATCH_UP_WAIT_S:
+        return False
+    async with ledger_lock:
+        behind = await ledger.behind({(tp.topic, tp.partition): o for tp, o in committed.items() if o is not None})
+        if behind:
+            log.warning("applying %d commands the consumer had gone past", len(behind))
+            await _apply(behind)
+    return True
 
 
 async def _gate_paused(records: list[Envelope]) -> list[Envelope]:
@@ -213,9 +254,9 @@ async def _gate_paused(records: list[Envelope]) -> list[Envelope]:
 
 @app.timer(interval=0.1)
 async def start_due_retries() -> None:
-    global _recovered
+    global _recovered, _recovered_at, _caught_up
     if not _recovered and app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
-        _recovered = True
+        _recovered, _recovered_at = True, time.monotonic()
         for key, value in list(service_limits.items()):
             tenant, service = bytes(key).decode().split("/", 1)
             await runtime.limits.set(tenant, service, int(value) or None)
@@ -225,6 +266,8 @@ async def start_due_retries() -> None:
         count = await runtime.recover()
         if count:
             log.warning("re-dispatched %d step attempts that were in flight before a restart", count)
+    if _recovered and not _caught_up:
+        _caught_up = await _catch_up()
     if _recovered:
         await runtime.tick()
 
@@ -232,6 +275,13 @@ async def start_due_retries() -> None:
 @app.timer(interval=FLUSH_EVERY_S)
 async def write_run_states() -> None:
     states.flush()
+    ledger.save()
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely
+async def _forget_offsets(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    """Read the offsets from the table when partitions come back (another worker may have moved them on)."""
+    ledger.forget()
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types the handler loosely
@@ -240,6 +290,7 @@ async def _close_connections(app: Any, *args: Any, signal: Any, **kwargs: Any) -
     for task in list(runtime.in_flight.values()):
         task.cancel()
     states.flush()
+    ledger.save()
     publisher = runtime.publish
     if isinstance(publisher, _Publisher) and publisher.producer is not None:
         await publisher.producer.stop()

@@ -7,8 +7,8 @@ last offset it applied per source partition sees the hole in the next batch
 and reads the missing records from the log with a consumer of its own (not
 by seeking Faust's, which would race with the records it has in flight).
 
-    ledger = OffsetLedger(table, b"__offsets__")
-    items = await ledger.fill([(topic, partition, offset, value), ...])  # arrival order, holes filled
+    ledger = OffsetLedger(table)
+    items = await ledger.fill([(topic, partition, offset, value), ...], fresh=lambda: no_state_yet)
     ... apply items ...
     ledger.save()  # with the agent's other state, after its outputs were acknowledged
 """
@@ -16,10 +16,10 @@ by seeking Faust's, which would race with the records it has in flight).
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from domain.holes import holes
@@ -79,47 +79,50 @@ async def read_missing(
     return out
 
 
-class OffsetLedger:
-    """The last offset an agent applied per (topic, partition), kept in its table under one key."""
+LEDGER_PREFIX = b"\x1doffset\x1f"
 
-    def __init__(self, table: Any, key: bytes) -> None:
+
+def ledger_key(topic: str, partition: int) -> bytes:
+    """The table key of a partition's last applied offset (``ledger_partition`` routes it)."""
+    return LEDGER_PREFIX + f"{topic}\x1f{partition}".encode()
+
+
+def ledger_partition(key: bytes) -> int:
+    return int(key.rsplit(b"\x1f", 1)[1])
+
+
+class OffsetLedger:
+    """The last offset an agent applied per (topic, partition), one table key each (``ledger_key``)."""
+
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.key = key
-        self.last: dict[tuple[str, int], int] | None = None
-        self.legacy = False
-        """State written before offsets were kept: where the consumer resumes is all there is to go on."""
+        self.last: dict[tuple[str, int], int] = {}
+        self.dirty: set[tuple[str, int]] = set()
 
     def forget(self) -> None:
         """After a rebalance: read from the table again."""
-        self.last = None
+        self.last.clear()
+        self.dirty.clear()
 
-    def _load(self, items: list[Item], fresh: bool) -> dict[tuple[str, int], int]:
-        if self.last is None:
-            raw = self.table.get(self.key)
-            self.last = {}
-            for name, offset in (orjson.loads(raw) if raw else {}).items():
-                topic, _, partition = name.rpartition(":")
-                self.last[(topic, int(partition))] = offset
-            self.legacy = raw is None and not fresh
-        for topic, partition, offset, _ in items:
-            if (topic, partition) not in self.last:
-                self.last[(topic, partition)] = offset - 1 if self.legacy else -1  # else its first record is 0
-        return self.last
+    def _last(self, tp: tuple[str, int], first: int, fresh: Callable[[], bool]) -> int:
+        if tp not in self.last:
+            raw = self.table.get(ledger_key(*tp))
+            # no entry: a new agent starts at 0; state written before offsets were kept trusts the consumer
+            self.last[tp] = int(raw) if raw else (-1 if fresh() else first - 1)
+        return self.last[tp]
 
-    async def fill(self, items: list[Item], *, fresh: bool) -> list[Item]:
+    async def fill(self, items: list[Item], *, fresh: Callable[[], bool]) -> list[Item]:
         """``items`` (arrival order) with the records the consumer skipped, each before the first one beyond it.
 
-        ``fresh``: the agent has no state yet (its partitions start at offset 0); with
-        state but no ledger in the table, each partition is trusted to resume
-        where the consumer did.
+        ``fresh()``: the agent has no state yet, so a partition without an
+        entry starts at offset 0 (with state, it resumes where the consumer did).
         """
-        last = self._load(items, fresh)
         by_tp: dict[tuple[str, int], list[int]] = {}
         for topic, partition, offset, _ in items:
             by_tp.setdefault((topic, partition), []).append(offset)
         fetched: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
         for (topic, partition), offsets in by_tp.items():
-            missing = holes(last[(topic, partition)], offsets)
+            missing = holes(self._last((topic, partition), offsets[0], fresh), offsets)
             if missing:
                 fetched[(topic, partition)] = await read_missing(topic, partition, missing)
         if not fetched:
@@ -133,13 +136,28 @@ class OffsetLedger:
             out.append((topic, partition, offset, value))
         return out
 
+    async def behind(self, resume_at: Mapping[tuple[str, int], int]) -> list[Item]:
+        """The records between the last applied offset of each partition and where its consumer resumes.
+
+        A record skipped last in its partition shows no hole until another one
+        arrives; an agent calls this once its consumer knows its committed
+        offsets. A partition without an entry is trusted.
+        """
+        out: list[Item] = []
+        for (topic, partition), position in sorted(resume_at.items()):
+            last = self._last((topic, partition), position, fresh=lambda: False)
+            if position > last + 1:
+                out += [(topic, partition, *r) for r in await read_missing(topic, partition, [(last + 1, position)])]
+        return out
+
     def applied(self, items: list[Item]) -> None:
-        """Record the batch as applied (in memory; ``save`` writes it)."""
-        assert self.last is not None, "fill() first"
+        """Record the batch as applied (in memory; ``save`` writes what changed)."""
         for topic, partition, offset, _ in items:
             if offset > self.last.get((topic, partition), -1):
                 self.last[(topic, partition)] = offset
+                self.dirty.add((topic, partition))
 
     def save(self) -> None:
-        if self.last is not None:
-            self.table[self.key] = orjson.dumps({f"{t}:{p}": o for (t, p), o in self.last.items()})
+        for tp in self.dirty:
+            self.table[ledger_key(*tp)] = str(self.last[tp]).encode()
+        self.dirty.clear()

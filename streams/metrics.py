@@ -42,7 +42,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import faust
 import orjson
 from faust.types import TP
 
@@ -64,7 +63,7 @@ from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode, to_json
 from streams import ingest_stats
-from streams.app import app, settings
+from streams.app import app, routed_table, settings
 from streams.ledger import read_missing
 
 log = logging.getLogger(__name__)
@@ -101,29 +100,6 @@ class MetricsStats:
 
 
 stats = MetricsStats()
-
-
-class RoutedTable(faust.Table[bytes, bytes]):
-    """A table that says itself which changelog partition a key goes to.
-
-    Faust takes it from the event being processed, which a batch of events
-    from several partitions (``take_events``) or a timer does not have.
-    """
-
-    def __init__(self, *args: Any, route: Callable[[bytes], int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.route = route
-
-    def partition_for_key(self, key: Any) -> int:
-        return self.route(key)
-
-
-def routed_table(name: str, partitions: int, route: Callable[[bytes], int]) -> Any:
-    table = RoutedTable(
-        app, name=name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
-        beacon=app.tables.beacon, route=route,
-    )  # fmt: skip
-    return app.tables.add(table)
 
 
 events_topic = app.topic(topics.WORKFLOW_EVENTS, value_serializer="raw", key_serializer="raw")

@@ -33,8 +33,8 @@ from flowledger.client import Producer
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.registry import decode
-from streams.app import app, settings
-from streams.metrics import EVENT_HOOKS, routed_table, tables_settled
+from streams.app import app, routed_table, settings
+from streams.metrics import EVENT_HOOKS, tables_settled
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ def ledger(monkeypatch):
 
     monkeypatch.setattr(module, "read_missing", read_missing)
     table: dict[bytes, bytes] = {}
-    made = module.OffsetLedger(table, b"__offsets__")
+    made = module.OffsetLedger(table)
     made.asked, made.table_ = asked, table
     return made
 
@@ -29,7 +29,7 @@ def item(topic, partition, n):
 
 async def test_a_fresh_agent_reads_from_offset_zero_and_puts_each_record_before_the_first_beyond_it(ledger):
     items = [item("rules", 2, 3), item("panes", 0, 0), item("panes", 0, 2), item("rules", 2, 4)]
-    filled = await ledger.fill(items, fresh=True)
+    filled = await ledger.fill(items, fresh=lambda: True)
     assert ledger.asked == [("rules", 2, [(0, 3)]), ("panes", 0, [(1, 2)])]
     assert [(t, n) for t, _p, n, _v in filled] == [
         ("rules", 0), ("rules", 1), ("rules", 2), ("rules", 3), ("panes", 0), ("panes", 1), ("panes", 2), ("rules", 4),
@@ -40,21 +40,23 @@ async def test_the_ledger_survives_a_restart_through_its_table(ledger):
     from streams.ledger import OffsetLedger
 
     first = [item("panes", 0, n) for n in range(5)]
-    assert await ledger.fill(first, fresh=True) == first
+    assert await ledger.fill(first, fresh=lambda: True) == first
     ledger.applied(first)
     ledger.save()
-    again = OffsetLedger(ledger.table_, b"__offsets__")  # a restarted worker
+    assert ledger.table_ == {b"\x1doffset\x1fpanes\x1f0": b"4"}
+    again = OffsetLedger(ledger.table_)  # a restarted worker
     resumed = [item("panes", 0, 3), item("panes", 0, 4), item("panes", 0, 7)]  # replays, then a hole at 5-6
-    filled = await again.fill(resumed, fresh=False)
+    filled = await again.fill(resumed, fresh=lambda: False)
     assert [n for _t, _p, n, _v in filled] == [3, 4, 5, 6, 7]
 
 
 async def test_state_without_a_ledger_trusts_where_the_consumer_resumed(ledger):
     items = [item("panes", 0, 9), item("panes", 0, 10)]
-    assert await ledger.fill(items, fresh=False) == items  # written before offsets were kept: nothing to read back
+    assert await ledger.fill(items, fresh=lambda: False) == items  # written before offsets were kept
     assert ledger.asked == []
-    # but a partition first seen later, once the ledger has been saved, must start at 0
-    ledger.applied(items)
-    ledger.save()
-    ledger.forget()
-    assert [n for *_, n, _v in await ledger.fill([item("rules", 2, 1)], fresh=False)] == [0, 1]
+
+
+def test_ledger_keys_route_to_their_partition():
+    from streams.ledger import ledger_key, ledger_partition
+
+    assert [ledger_partition(ledger_key("workflow-commands", p)) for p in range(4)] == [0, 1, 2, 3]
