@@ -26,9 +26,10 @@ Dead letters: none here; records that fail validation are counted and skipped
 Delivery: every event is counted once. Stage 1 skips records at or below the
 offset its state has applied, and before a record beyond the next one it
 reads the records the consumer skipped (around a rebalance) from the log
-(``domain.holes``); stage 2 applies each
-(partition, window) partial once; emitted ids derive from (series, window), so a record re-sent after a
-crash collapses in ClickHouse. Detector state is checkpointed in the
+(``domain.holes``); stage 2 does the same with an ``OffsetLedger``
+(``streams.ledger``) and applies each (partition, window) partial once;
+emitted ids derive from (series, window), so a record re-sent after a crash
+collapses in ClickHouse. Detector state is checkpointed in the
 changelogged ``metric_series`` table and restored with it.
 """
 
@@ -64,7 +65,7 @@ from schemas.envelope import Envelope
 from schemas.registry import decode, to_json
 from streams import ingest_stats
 from streams.app import app, routed_table, settings
-from streams.ledger import read_missing
+from streams.ledger import LEDGER_PREFIX, OffsetLedger, read_missing
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,6 @@ PANES_ON = settings.workflow_monitoring_enabled
 """Panes exist for the alert rules; with monitoring off nobody reads them."""
 SOURCE_PARTITIONS = topics.PARTITIONS[topics.WORKFLOW_EVENTS]
 CLOCK_KEY = b"__clock__"
-OFFSET_KEY = b"__offset__"
 THRESHOLD = settings.flowledger_anomaly_threshold or DEFAULT_THRESHOLD
 
 
@@ -295,7 +295,7 @@ async def _forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     stage2.cache.clear()
     stage2.pending = None
     stage2.clock = None
-    stage2.offset = None
+    stage2.ledger.forget()
     stage2.closed_at = -math.inf
 
 
@@ -325,8 +325,8 @@ class Stage2:
         """The watermark up to which windows were last closed (in this process)."""
         self.pending: set[bytes] | None = None
         """Series not dormant: windows pending, or empty windows still owed (rebuilt from the table after a restart)."""
-        self.offset: int | None = None
-        """The last offset of ``metric-partials`` applied (read from the table after a restart)."""
+        self.ledger = OffsetLedger(series_table)
+        """The last offset of ``metric-partials`` applied."""
 
     def load(self, sid: bytes) -> SeriesState:
         state = self.cache.get(sid)
@@ -342,20 +342,13 @@ class Stage2:
             self.clock = Clock.from_json(SOURCE_PARTITIONS, orjson.loads(raw) if raw else None)
         return self.clock
 
-    def load_offset(self, first: int) -> int:
-        """The last ``metric-partials`` offset applied; ``first`` is the batch's first offset."""
-        if self.offset is None:
-            raw = series_table.get(OFFSET_KEY)
-            # no record of it but a clock: written before offsets were kept, so trust where the consumer resumed
-            self.offset = int(raw) if raw else (first - 1 if series_table.get(CLOCK_KEY) else -1)
-        return self.offset
-
     def pending_series(self) -> set[bytes]:
         if self.pending is None:
             self.pending = {
                 bytes(k)
                 for k in series_table.keys()
-                if k not in (CLOCK_KEY, OFFSET_KEY) and not self.load(bytes(k)).windows.dormant(WINDOW)
+                if k != CLOCK_KEY and not bytes(k).startswith(LEDGER_PREFIX)
+                and not self.load(bytes(k)).windows.dormant(WINDOW)
             }
         return self.pending
 
@@ -367,13 +360,11 @@ stage2 = Stage2()
 async def close_windows(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(2000, within=0.05):
         clock, pending = stage2.load_clock(), stage2.pending_series()
-        items = [(event.message.offset, event.value) for event in events]
-        last = stage2.load_offset(first=items[0][0])
-        missing = holes(last, (offset for offset, _ in items))
-        if missing:  # skipped by the consumer: a partial or a watermark lost would make a window wrong or late
-            items = splice(items, await read_missing(topics.METRIC_PARTIALS, 0, missing))
+        items = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
+        # a partial or a watermark the consumer skipped would make a window wrong or late
+        items = await stage2.ledger.fill(items, fresh=lambda: series_table.get(CLOCK_KEY) is None)
         touched: set[bytes] = set()
-        for _offset, value in items:
+        for _topic, _partition, _offset, value in items:
             message = orjson.loads(value)
             partition = message["p"]
             for series, start, partial in message["partials"]:
@@ -391,8 +382,8 @@ async def close_windows(stream):  # type: ignore[no-untyped-def]
         else:
             _write(touched)
         series_table[CLOCK_KEY] = orjson.dumps(clock.to_json())
-        stage2.offset = max(last, items[-1][0])
-        series_table[OFFSET_KEY] = str(stage2.offset).encode()
+        stage2.ledger.applied(items)
+        stage2.ledger.save()
 
 
 async def _close_ready(watermark: float, pending: set[bytes], touched: set[bytes]) -> None:
