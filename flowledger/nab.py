@@ -56,7 +56,13 @@ def epoch_seconds(stamp: datetime) -> float:
 
 
 def csv_files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.csv"))
+    """The CSVs under ``root``, relative to it; a missing or empty directory is an error, not an empty corpus."""
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a directory")
+    names = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.csv"))
+    if not names:
+        raise ValueError(f"{root}: no CSV files under it (NAB layout: <category>/<name>.csv with timestamp,value)")
+    return names
 
 
 def read_series(root: Path, name: str) -> Series:
@@ -65,11 +71,16 @@ def read_series(root: Path, name: str) -> Series:
     values: list[float] = []
     scores: list[float] = []
     with (root / name).open(newline="") as rows:
-        for row in csv.DictReader(rows):
-            stamps.append(parse_time(row["timestamp"]))
-            values.append(float(row["value"]))
-            if "anomaly_score" in row:
-                scores.append(float(row["anomaly_score"]))
+        for line, row in enumerate(csv.DictReader(rows), start=2):
+            try:
+                stamps.append(parse_time(row["timestamp"]))
+                values.append(float(row["value"]))
+                if "anomaly_score" in row:
+                    scores.append(float(row["anomaly_score"]))
+            except KeyError as exc:
+                raise ValueError(f"{name}: no {exc} column (expected timestamp,value)") from None
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name}:{line}: {exc}") from None
     return Series(name, stamps, values, scores if scores else None)
 
 

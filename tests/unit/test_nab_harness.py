@@ -4,6 +4,8 @@ import json
 import random
 from datetime import datetime, timedelta
 
+import pytest
+
 from domain.nab import PROFILES
 from flowledger.nab import labelled, read_corpus, read_windows, report, run_detector, score_all
 
@@ -36,3 +38,20 @@ def test_detect_write_read_and_score(tmp_path):
     assert summary["standard"]["windows_detected"] == 1
     assert summary["standard"]["score"] > 80
     assert summary["standard_by_category"]["synthetic"]["windows"] == 1
+
+
+@pytest.mark.parametrize(("files", "error"), [
+    (None, "not a directory"),
+    ({}, "no CSV files under it"),
+    ({"cat/a.csv": "time,v\n1,2\n"}, "cat/a.csv: no 'timestamp' column"),
+    ({"cat/a.csv": "timestamp,value\n2014-01-01 00:00:00,1.0\n2014-01-01 00:05:00,abc\n"}, "cat/a.csv:3: could not"),
+])  # fmt: skip
+def test_a_corpus_that_is_missing_or_malformed_is_an_error_naming_where(tmp_path, files, error):
+    root = tmp_path / "data"
+    if files is not None:
+        root.mkdir()
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+    with pytest.raises(ValueError, match=error):
+        run_detector(root, tmp_path / "out")
