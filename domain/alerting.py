@@ -115,6 +115,8 @@ class Rule:
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     group_by: tuple[str, ...] = ("rule",)
+    range_s: float | None = None
+    """The rolling window the metric is computed over (Prometheus's ``[1m]``); None: the metric window."""
 
     def applies_to(self, scope: str, key: str) -> bool:
         return scope == self.scope and fnmatch.fnmatchcase(key, self.match)
@@ -343,6 +345,7 @@ def rule_from_spec(spec: AlertRuleSpec, *, default_cooldown_s: float = DEFAULT_C
         labels=tuple(sorted(spec.labels.items())),
         annotations=tuple(sorted(spec.annotations.items())),
         group_by=spec.group_by,
+        range_s=spec.range_s,
     )
 
 
@@ -350,7 +353,7 @@ def builtin_specs(*, cooldown_s: float | None = None) -> list[AlertRuleSpec]:
     return [
         AlertRuleSpec(
             name=r.name, condition=str(r.condition), scope=r.scope, match=r.match, severity=r.severity,
-            cooldown_s=r.cooldown_s, annotations=dict(r.annotations),
+            cooldown_s=r.cooldown_s, annotations=dict(r.annotations), range_s=r.range_s,
         )
         for r in builtin_rules(cooldown_s=cooldown_s)
     ]  # fmt: skip

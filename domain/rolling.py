@@ -1,9 +1,10 @@
 """Rolling windows over short panes (pure): the values alert rules see every second.
 
 Alert rules are evaluated the way Prometheus evaluates them: at every tick
-over the last ``span_s`` (the rule's range), not once per closed tumbling
-window. A rule then fires within about a pane of its condition becoming true
-instead of up to a whole window later.
+over the last ``span_s`` (the rule's range: the metric window's length unless
+the rule names its own), not once per closed tumbling window. A rule then
+fires within about a pane of its condition becoming true instead of up to a
+whole window later.
 
 Panes are tumbling windows of ``pane_s`` (one second by default), aggregated
 per source partition and merged across partitions by the code that builds
@@ -100,21 +101,50 @@ class Rolling:
 
 @dataclass
 class PaneSeries:
-    """One series as the alert agent holds it: panes being merged, and the rolling window they feed."""
+    """One series as the alert agent holds it: panes being merged, and a rolling window per range rules use.
+
+    Every rule over the series reads the rolling window of its own range
+    (Prometheus's ``[1m]``); ranges no rule uses any more are dropped.
+    """
 
     windows: SeriesWindows
-    rolling: Rolling
+    rollings: dict[float, Rolling]
 
     @classmethod
     def new(cls, span_s: float) -> "PaneSeries":
-        return cls(SeriesWindows(), Rolling(span_s))
+        return cls(SeriesWindows(), {span_s: Rolling(span_s)})
 
-    def advance(self, watermark: float, config: WindowConfig) -> list[tuple[float, WindowSummary]]:
-        """Close the panes every partition has finished; one (tick, rolling summary) per pane, oldest first."""
-        return [
-            (self.rolling.push(start, partial, config.size_s), self.rolling.summary())
-            for start, partial in self.windows.close(watermark, config)
-        ]
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "rolling" in state:  # saved when every rule read the metric window's range
+            rolling = state.pop("rolling")
+            assert isinstance(rolling, Rolling)
+            state["rollings"] = {rolling.span_s: rolling}
+        self.__dict__.update(state)
+
+    def use_ranges(self, spans: Iterable[float], pane_s: float) -> None:
+        """Keep a rolling window for each of ``spans``.
+
+        A new range starts from the panes the longest existing one holds, so a
+        range no longer than one already kept is exact from its first tick.
+        """
+        wanted = set(spans)
+        for span in wanted - self.rollings.keys():
+            longest = max(self.rollings.values(), key=lambda r: r.span_s, default=None)
+            rolling = Rolling(span)
+            for start, partial in longest.panes if longest is not None else ():
+                rolling.push(start, partial, pane_s)
+            self.rollings[span] = rolling
+        for span in self.rollings.keys() - wanted:
+            del self.rollings[span]
+
+    def advance(self, watermark: float, config: WindowConfig) -> list[tuple[float, dict[float, WindowSummary]]]:
+        """Close the panes every partition has finished; per pane, its tick and each range's summary, oldest first."""
+        ticks: list[tuple[float, dict[float, WindowSummary]]] = []
+        for start, partial in self.windows.close(watermark, config):
+            for rolling in self.rollings.values():
+                rolling.push(start, partial, config.size_s)
+            ticks.append((start + config.size_s, {span: r.summary() for span, r in self.rollings.items()}))
+        return ticks
 
 
 def replay_ticks(
@@ -132,4 +162,5 @@ def replay_ticks(
     series: dict[Series, PaneSeries] = {}
     for key, start, partial in partition.close_ready(config):
         series.setdefault(key, PaneSeries.new(span_s)).windows.add(0, start, partial)
-    return {key: state.advance(end, config) for key, state in sorted(series.items())}
+    return {key: [(at, by_span[span_s]) for at, by_span in state.advance(end, config)]
+            for key, state in sorted(series.items())}  # fmt: skip

@@ -154,6 +154,12 @@ class AlertRuleSpec(FrozenModel):
     group_by: tuple[str, ...] = ("rule",)
     channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
     enabled: bool = True
+    range_s: float | None = Field(
+        default=None, ge=1, le=86400,
+        description="The rolling window the condition's metric is computed over, like Prometheus's `[1m]` "
+        "(e.g. 10 for a fast rule); unset: the metric window. At most the time a quiet series keeps being "
+        "evaluated (metric window x empty windows).",
+    )  # fmt: skip
 
 
 class AlertRuleDefinedPayload(FrozenModel):

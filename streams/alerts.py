@@ -16,8 +16,9 @@ were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
 
 Evaluation: when every source partition has finished a pane, each series
-ticks: its rolling window (the metric window's length, ending at the pane's
-end) is summarized and every rule over that series runs
+ticks: its rolling windows (the metric window's length, or a rule's own
+``range_s``, ending at the pane's end) are summarized and every rule over that
+series runs
 ``domain.alerting.evaluate`` on it, the code a backtest runs over panes
 rebuilt from stored events (``domain.rolling``). Each (partition, pane) is
 applied once, so panes re-sent after a crash change nothing. An
@@ -90,6 +91,8 @@ log = logging.getLogger(__name__)
 
 DELIVERY_ATTEMPTS = 3
 DELIVERY_BACKOFF_S = 1.0
+LONGEST_RANGE_S = PANES.size_s * PANES.empty_windows
+"""A quiet series keeps ticking (on empty panes) this long: a longer range could keep an alert firing forever."""
 INHIBIT = [InhibitRule(source={"scope": "service"}, target={"scope": "step"}, equal=("service",))]
 """A service's alert mutes the alerts of the steps that call that service."""
 
@@ -132,6 +135,18 @@ class TenantAlerts:
             cooldown = settings.monitoring_alert_cooldown
             self.compiled = [(rule_from_spec(s, default_cooldown_s=cooldown), s) for s in specs.values() if s.enabled]
         return self.compiled
+
+    def ranges(self, scope: str, key: str) -> set[float]:
+        """The ranges the rules over one series read, and always the metric window's (a rule defined later over
+        that range, or a shorter one, starts from its panes)."""
+        rules = self.effective_rules()
+        return {WINDOW.size_s} | {range_of(rule) for rule, _spec in rules if rule.applies_to(scope, key)}
+
+
+def range_of(rule: Rule) -> float:
+    if rule.range_s is None or rule.condition.metric == "anomaly_score":
+        return WINDOW.size_s
+    return min(rule.range_s, LONGEST_RANGE_S)
 
 
 class Store:
@@ -338,11 +353,12 @@ def tick(tenant_id: str, tenant: TenantAlerts, watermark: float) -> tuple[list[E
     last: float | None = None
     for series in sorted(tenant.active):
         state = store.load_series(series)
+        state.use_ranges(tenant.ranges(series[1], series[2]), PANES.size_s)
         ticks = state.advance(watermark, PANES)
         if state.windows.dormant(PANES):
             tenant.active.discard(series)
-        for at, summary in ticks:
-            events += _evaluate(tenant_id, tenant, series, at, summary)
+        for at, summaries in ticks:
+            events += _evaluate(tenant_id, tenant, series, at, summaries)
             last = at if last is None else max(last, at)
         if ticks:
             store.touched.add(tenant_id)
@@ -359,15 +375,16 @@ def _value(tenant: TenantAlerts, rule: Rule, series: Series, at: float, summary:
 
 
 def _evaluate(
-    tenant_id: str, tenant: TenantAlerts, series: Series, at: float, summary: WindowSummary
+    tenant_id: str, tenant: TenantAlerts, series: Series, at: float, summaries: dict[float, WindowSummary]
 ) -> list[Envelope]:
     _tenant, scope, key, _service = series
-    learn = aligned(at, WINDOW.size_s)
     events: list[Envelope] = []
     for rule, spec in tenant.effective_rules():
         if not rule.applies_to(scope, key):
             continue
-        value = _value(tenant, rule, series, at, summary)
+        span = range_of(rule)
+        learn = aligned(at, span)
+        value = _value(tenant, rule, series, at, summaries[span])
         if value is None:
             continue
         state_key = (rule.name, scope, key)

@@ -12,6 +12,7 @@ from api import examples
 from api.deps import State, Tenant
 from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
 from domain.rolling import pane_config, replay_ticks
+from flowledger.settings import Settings
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
@@ -69,11 +70,18 @@ INVALID_RULE = examples.error(
 )
 
 
-def _checked(spec: AlertRuleSpec, default_cooldown_s: float) -> AlertRuleSpec:
+def _checked(spec: AlertRuleSpec, settings: Settings) -> AlertRuleSpec:
     try:
-        rule_from_spec(spec, default_cooldown_s=default_cooldown_s)
+        rule_from_spec(spec, default_cooldown_s=settings.monitoring_alert_cooldown)
     except RuleError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    longest = settings.flowledger_metrics_window_s * settings.flowledger_metrics_empty_windows
+    if spec.range_s is not None and not settings.flowledger_alert_pane_s <= spec.range_s <= longest:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"range_s must be between one pane ({settings.flowledger_alert_pane_s:g} s) and the time a quiet "
+            f"series keeps being evaluated ({longest:g} s = metric window x empty windows), got {spec.range_s:g}",
+        )
     for channel in spec.channels:
         if channel.type == "webhook" and not channel.credential_id:
             raise HTTPException(
@@ -129,7 +137,7 @@ async def _define(state: Any, tenant: str, spec: AlertRuleSpec) -> RulePublic:
 )  # fmt: skip
 async def create_rule(spec: AlertRuleSpec, state: State, tenant: Tenant) -> RulePublic:
     """Define a new rule (an `AlertRuleDefined` event); the alert agent picks it up from the log."""
-    _checked(spec, state.settings.monitoring_alert_cooldown)
+    _checked(spec, state.settings)
     if any(r.rule.name == spec.name for r in await _rules(state, tenant)):
         raise HTTPException(status.HTTP_409_CONFLICT, f"rule '{spec.name}' exists: PUT /rules/{spec.name} to change it")
     return await _define(state, tenant, spec)
@@ -140,7 +148,7 @@ async def replace_rule(name: RuleName, spec: AlertRuleSpec, state: State, tenant
     """Define a new version of a rule (or redefine a built-in one)."""
     if spec.name != name:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"body names rule '{spec.name}', path '{name}'")
-    return await _define(state, tenant, _checked(spec, state.settings.monitoring_alert_cooldown))
+    return await _define(state, tenant, _checked(spec, state.settings))
 
 
 @router.delete(
@@ -245,7 +253,7 @@ async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> 
     """What a candidate rule would have fired over stored step and run results, evaluated by the live agent's code."""
     if body.start.tzinfo is None or body.end.tzinfo is None or body.start >= body.end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start and end need zones, and start < end")
-    rule = rule_from_spec(_checked(body.rule, state.settings.monitoring_alert_cooldown),
+    rule = rule_from_spec(_checked(body.rule, state.settings),
                           default_cooldown_s=state.settings.monitoring_alert_cooldown)  # fmt: skip
     if rule.condition.metric not in alert_queries.REPLAYED_METRICS:
         raise HTTPException(
@@ -254,9 +262,10 @@ async def backtest_rule(body: BacktestRequest, state: State, tenant: Tenant) -> 
             f"{', '.join(sorted(alert_queries.REPLAYED_METRICS))}",
         )
     settings = state.settings
-    span_s = settings.flowledger_metrics_window_s
-    config = pane_config(pane_s=settings.flowledger_alert_pane_s, span_s=span_s,
-                         quiet_s=span_s * settings.flowledger_metrics_empty_windows)  # fmt: skip
+    window_s = settings.flowledger_metrics_window_s
+    span_s = body.rule.range_s or window_s
+    config = pane_config(pane_s=settings.flowledger_alert_pane_s, span_s=window_s,
+                         quiet_s=window_s * settings.flowledger_metrics_empty_windows)  # fmt: skip
     try:
         observed = await run_in_threadpool(
             alert_queries.stored_observations, state.warehouse, tenant, scope=rule.scope, match=rule.match,
@@ -416,7 +425,7 @@ async def raise_alert(body: RaiseAlertRequest, state: State, tenant: Tenant) -> 
     """Raise an alert by hand or from an outside system (or resolve one); it is grouped, silenced and notified
     like the alerts of rules."""
     spec_check = AlertRuleSpec(name=body.rule, condition="count > 0", channels=body.channels)
-    _checked(spec_check, state.settings.monitoring_alert_cooldown)
+    _checked(spec_check, state.settings)
     alert_id = body.alert_id or f"manual-{new_event_id()[:12]}"
     record = AlertRaised(
         event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant,

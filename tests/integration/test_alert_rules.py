@@ -27,6 +27,9 @@ async def test_rules_are_listed_defined_versioned_and_deleted(http):
     assert bad.status_code == 422 and "unknown metric" in bad.text
     hook = {"name": name, "condition": "error_rate > 0.2", "channels": [{"type": "webhook"}]}
     assert (await http.post(f"{BASE}/rules", json=hook, headers=KEY)).status_code == 422
+    too_long = await http.post(f"{BASE}/rules", json={"name": name, "condition": "error_rate > 0.2",
+                                                       "range_s": 86400}, headers=KEY)  # fmt: skip
+    assert too_long.status_code == 422 and "range_s must be between" in too_long.text
 
     spec = {"name": name, "condition": "latency_p95_ms > 3 x baseline", "scope": "step", "for_s": 120}
     created = await http.post(f"{BASE}/rules", json=spec, headers=KEY)
@@ -80,14 +83,24 @@ def run_result(workflow: str, at: float, *, ok: bool):
     return RunSucceeded(**ids, payload={"duration_ms": 80.0}) if ok else RunFailed(**ids, payload={"duration_ms": 80.0})
 
 
-async def test_backtest_rebuilds_rolling_windows_from_stored_runs(http, producer):
+@pytest.mark.parametrize(
+    ("range_s", "fired_after_s", "notifications"),
+    [
+        (None, 373, 3),  # the metric window (60 s): 3rd failure at 312.5 s, held 60 s; firing 373 .. 703 s
+        (20, 361, 3),  # its own 20 s range: 1st failure at 300.5 s, so above 0.1 from 301 s, held 60 s
+    ],
+)
+async def test_backtest_rebuilds_rolling_windows_from_stored_runs(
+    http, producer, range_s, fired_after_s, notifications
+):
     """A run every 3 s for 20 minutes; minutes 5 to 11 every other run fails. Expected: a brute-force oracle."""
     workflow = f"wf-bt-{uuid.uuid4().hex[:6]}"
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
     runs = [(t0 + 0.5 + 3 * k, not (100 <= k < 220 and k % 2 == 0)) for k in range(400)]
     await producer.send([run_result(workflow, at, ok=ok) for at, ok in runs])
 
-    spec = {"name": "errors", "condition": "error_rate > 0.1", "match": workflow, "for_s": 60, "cooldown_s": 120}
+    spec = {"name": "errors", "condition": "error_rate > 0.1", "match": workflow, "for_s": 60, "cooldown_s": 120,
+            "range_s": range_s}  # fmt: skip
     body = {"rule": spec, "start": datetime.fromtimestamp(t0, UTC).isoformat(),
             "end": datetime.fromtimestamp(t0 + 1200, UTC).isoformat()}  # fmt: skip
 
@@ -99,14 +112,15 @@ async def test_backtest_rebuilds_rolling_windows_from_stored_runs(http, producer
     result = await eventually(replayed)
     rule, state, oracle = rule_from_spec(AlertRuleSpec.model_validate(spec)), AlertState(), []
     for tick in range(int(t0) + 1, int(t0) + 1200):
-        inside = [ok for at, ok in runs if tick - 60 <= at < tick]
+        span = range_s or 60
+        inside = [ok for at, ok in runs if tick - span <= at < tick]
         rate = inside.count(False) / len(inside) if inside else 0.0
-        oracle.append((tick, evaluate(rule, state, value=rate, at=tick, learn=tick % 60 == 0)))
+        oracle.append((tick, evaluate(rule, state, value=rate, at=tick, learn=tick % span == 0)))
     fired = [datetime.fromtimestamp(at, UTC) for at, t in oracle if t == "fired"]
     resolved = [datetime.fromtimestamp(at, UTC) for at, t in oracle if t == "resolved"]
     got = [(datetime.fromisoformat(a["fired_at"]), datetime.fromisoformat(a["resolved_at"])) for a in result["alerts"]]
     assert got == list(zip(fired, resolved, strict=True)) and len(got) == 1
-    assert got[0][0] - datetime.fromtimestamp(t0, UTC) == timedelta(seconds=373)  # 3rd failure at 312.5 s, held 60 s
-    assert result["alerts"][0]["notifications"] == 3  # firing 373 s .. 703 s, one per 2-minute cooldown
+    assert got[0][0] - datetime.fromtimestamp(t0, UTC) == timedelta(seconds=fired_after_s)
+    assert result["alerts"][0]["notifications"] == notifications  # one per 2-minute cooldown
     anomaly = {**body, "rule": {**spec, "condition": "anomaly_score > 0.9"}}
     assert (await http.post(f"{BASE}/rules/backtest", json=anomaly, headers=KEY)).status_code == 422

@@ -97,6 +97,8 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         ).is_success
         sustained = {"name": "errors-sustained", "condition": "error_rate > 0.1", "for_s": 3600, "match": "wf-alerting"}
         assert (await http.post("/api/workflows/monitoring/rules", json=sustained, headers=KEY)).status_code == 201
+        fast = {"name": "errors-fast", "condition": "error_rate > 0.1", "range_s": 2, "match": "wf-alerting"}
+        assert (await http.post("/api/workflows/monitoring/rules", json=fast, headers=KEY)).status_code == 201
         sync = {"id": "sync", "service": "crm", "action": "upsert", "retry": {"maximum_attempts": 1}}
         workflow = {"id": "wf-alerting", "name": "crm sync", "trigger": {"service": "webhook", "event": "call"},
                     "steps": [sync]}  # fmt: skip
@@ -174,6 +176,19 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         [replayed] = backtest.json()["alerts"]
         assert (replayed["fired_at"], replayed["resolved_at"]) == (alert["fired_at"], alert["resolved_at"])
         assert replayed["notifications"] == len(firing)
+
+        # a rule over its own 2-second range stops holding sooner after recovery than one over the 5-second window,
+        # and its backtest replays that range
+        async def fast_history():
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "errors-fast"}, headers=KEY)
+            alerts = r.json()["alerts"]
+            return alerts if alerts and all(a["state"] == "resolved" for a in alerts) else None
+
+        fast_alerts = sorted(await eventually(fast_history), key=lambda a: a["fired_at"])
+        assert fast_alerts[-1]["resolved_at"] < alert["resolved_at"]
+        backtest = await http.post("/api/workflows/monitoring/rules/backtest", headers=KEY, json={"rule": fast, **span})
+        replayed_fast = [(a["fired_at"], a["resolved_at"]) for a in backtest.json()["alerts"]]
+        assert replayed_fast[-len(fast_alerts) :] == [(a["fired_at"], a["resolved_at"]) for a in fast_alerts]
 
 
 async def test_an_outside_alert_is_raised_notified_and_resolved(stack):

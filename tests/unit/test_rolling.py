@@ -1,5 +1,6 @@
 """Rolling windows over panes: running totals equal a recount, replays equal a brute-force oracle."""
 
+import pickle
 import random
 
 import pytest
@@ -83,9 +84,62 @@ def test_panes_merge_across_partitions_and_wait_for_the_slowest():
     series.windows.add(0, 10.0, Partial(count=2, successes=2))
     series.windows.add(1, 10.0, Partial(count=1, failures=1))
     assert not series.windows.add(1, 10.0, Partial(count=1, failures=1))  # sent again after a restart
-    [(at, summary)] = series.advance(11.5, config)
-    assert (at, summary.count, summary.failures) == (11.0, 3, 1)
+    [(at, summaries)] = series.advance(11.5, config)
+    assert (at, summaries[3.0].count, summaries[3.0].failures) == (11.0, 3, 1)
     assert series.advance(11.6, config) == []  # nothing new: the next pane is not finished
+
+
+def ticks_of(series: PaneSeries, panes: list[tuple[float, bool]], config) -> list[tuple[float, dict[float, int]]]:
+    """Feed one pane per (start, ok) and advance past it; per tick, each range's failure count."""
+    out = []
+    for start, ok in panes:
+        series.windows.add(0, start, Partial(count=1, successes=int(ok), failures=int(not ok)))
+        out += [(at, {span: s.failures for span, s in by.items()}) for at, by in series.advance(start + 1.5, config)]
+    return out
+
+
+def test_each_range_sums_its_own_panes():
+    config = pane_config(span_s=6.0, quiet_s=6.0)
+    series = PaneSeries.new(6.0)
+    series.use_ranges({6.0, 2.0}, pane_s=1.0)
+    ticks = ticks_of(series, [(t, t < 13) for t in range(10, 16)], config)
+    # failures in panes 13, 14, 15: the 2 s range counts the last two panes, the 6 s range all of them
+    assert ticks[-3:] == [(14.0, {6.0: 1, 2.0: 1}), (15.0, {6.0: 2, 2.0: 2}), (16.0, {6.0: 3, 2.0: 2})]
+
+
+@pytest.mark.parametrize(
+    ("added", "expected_failures"),
+    [
+        (2.0, 2),  # shorter than the range kept: exact from its first tick
+        (6.0, 4),  # as long: the same panes
+        (30.0, 4),  # longer: starts with the panes the longest range still holds, and fills up from there
+    ],
+)
+def test_a_range_added_later_starts_from_the_kept_panes(added, expected_failures):
+    config = pane_config(span_s=6.0, quiet_s=30.0)
+    series = PaneSeries.new(6.0)
+    ticks_of(series, [(t, t % 2 == 0) for t in range(0, 12)], config)  # failures in odd panes: 1, 3, ... 11
+    series.use_ranges({6.0, added}, pane_s=1.0)
+    [(_at, failures)] = ticks_of(series, [(12, False)], config)
+    assert failures[added] == expected_failures
+
+
+def test_a_range_no_rule_reads_is_dropped():
+    series = PaneSeries.new(6.0)
+    series.use_ranges({6.0, 2.0}, pane_s=1.0)
+    series.use_ranges({6.0}, pane_s=1.0)
+    assert set(series.rollings) == {6.0}
+
+
+def test_state_saved_with_a_single_rolling_window_still_loads():
+    """Series saved before rules had their own ranges carried one ``rolling`` attribute."""
+    series = PaneSeries.new(6.0)
+    ticks_of(series, [(10, False), (11, True)], pane_config(span_s=6.0, quiet_s=6.0))
+    old = PaneSeries.__new__(PaneSeries)
+    old.__dict__.update(windows=series.windows, rolling=series.rollings[6.0])
+    restored = pickle.loads(pickle.dumps(old))
+    assert set(restored.rollings) == {6.0} and restored.rollings[6.0].total.failures == 1
+    assert not hasattr(restored, "rolling")
 
 
 @pytest.mark.parametrize(
