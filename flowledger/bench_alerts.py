@@ -3,9 +3,10 @@
 Starts its own broker, API and worker (metric windows of ``--window-s``) and
 an HTTP receiver, points ``error_rate_increase`` at the receiver through a
 stored webhook credential (``--condition`` replaces its condition, e.g.
-``failures > 5``), and keeps ``--alerts`` workflows running (a
+``failures > 5``; ``--range-s`` gives it its own range instead of the metric
+window's), and keeps ``--alerts`` workflows running (a
 successful run every 200 ms each, event time = now). One after another, at
-moments spread over the window's phase, each workflow starts failing; the
+moments spread over the rule's range, each workflow starts failing; the
 time from sending its first failing step to the receiver getting the
 notification is one sample. Prints ``notify_p50_ms`` and ``notify_p99_ms``, and
 ``pipeline_p50_ms``/``pipeline_p99_ms``: from the tick at which the rule's
@@ -88,7 +89,7 @@ class Receiver:
 
 
 async def measure(
-    bootstrap: str, api: str, alerts: int, window_s: float, condition: str = "error_rate > 0.1"
+    bootstrap: str, api: str, alerts: int, window_s: float, condition: str, range_s: float | None
 ) -> dict[str, Any]:
     receiver = Receiver()
     runner = await receiver.start()
@@ -97,7 +98,8 @@ async def measure(
         hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook"}}
         (await http.put("/api/credentials/bench-hook", json=hook)).raise_for_status()
         rule = {"name": "error_rate_increase", "condition": condition, "severity": "critical",
-                "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}]}  # fmt: skip
+                "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}],
+                "range_s": range_s}  # fmt: skip
         (await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule)).raise_for_status()
     failing: set[str] = set()
     sent_fail: dict[str, float] = {}
@@ -122,11 +124,12 @@ async def measure(
                 raise RuntimeError("no notification within 300 s")
             await asyncio.sleep(0.5)
         rng = random.Random(5)
-        say(f"{alerts} alerts, one workflow failing at a time, at random phases of the {window_s:g} s window ...")
+        span = range_s or window_s
+        say(f"{alerts} alerts, one workflow failing at a time, at random phases of the rule's {span:g} s range ...")
         for workflow in progress.bar("alerts", len(workflows) - 1, "alert", iterable=workflows[1:]):
-            await asyncio.sleep(rng.uniform(0, window_s))
+            await asyncio.sleep(rng.uniform(0, span))
             failing.add(workflow)
-            deadline = time.monotonic() + window_s * 3 + 30
+            deadline = time.monotonic() + span * 3 + 30
             while workflow not in receiver.arrived and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
         stop.set()
@@ -139,6 +142,7 @@ async def measure(
         "alerts": alerts,
         "notified": len(lags),
         "window_s": window_s,
+        "range_s": range_s or window_s,
         "condition": condition,
         "notify_p50_ms": round(percentile(lags, 0.5), 1),
         "notify_p99_ms": round(percentile(lags, 0.99), 1),
@@ -148,7 +152,9 @@ async def measure(
     }
 
 
-def bench_alerts(*, alerts: int, window_s: float, condition: str = "error_rate > 0.1") -> int:
+def bench_alerts(
+    *, alerts: int, window_s: float, condition: str = "error_rate > 0.1", range_s: float | None = None
+) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
         api_port = free_port()
@@ -167,7 +173,8 @@ def bench_alerts(*, alerts: int, window_s: float, condition: str = "error_rate >
         }
         try:
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
-            result = asyncio.run(measure(broker.bootstrap, f"http://127.0.0.1:{api_port}", alerts, window_s, condition))
+            api = f"http://127.0.0.1:{api_port}"
+            result = asyncio.run(measure(broker.bootstrap, api, alerts, window_s, condition, range_s))
         except RuntimeError as exc:
             say(f"bench alerts: {exc}")
             say((Path(tmp) / "worker.log").read_text()[-3000:])

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument("--alerts", type=int, default=20)
     alerts.add_argument("--window-s", type=float, default=60.0, help="metric window length")
     alerts.add_argument("--condition", default="error_rate > 0.1", help="the rule's condition (default: the built-in)")
+    alerts.add_argument(
+        "--range-s", type=float, default=None, help="the rule's own range (default: the metric window, as built in)"
+    )
     generation = bench_sub.add_parser(
         "generation", help="sentences -> workflow definitions, in process and via the API"
     )
@@ -265,7 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "alerts":
         from flowledger.bench_alerts import bench_alerts
 
-        return bench_alerts(alerts=args.alerts, window_s=args.window_s, condition=args.condition)
+        return bench_alerts(alerts=args.alerts, window_s=args.window_s, condition=args.condition, range_s=args.range_s)
     if args.bench_command == "recovery":
         from flowledger.bench_recovery import bench_recovery
 
