@@ -147,6 +147,39 @@ class PaneSeries:
         return ticks
 
 
+@dataclass
+class SavedSeries:
+    """A ``PaneSeries`` as stored: its open panes and, per range, the starts of its closed panes.
+
+    Each closed pane is stored once, in a record of its own (``split``), so
+    saving a series after a tick writes one pane, not its whole range again.
+    """
+
+    windows: SeriesWindows
+    starts: dict[float, list[float]]
+
+    def pane_starts(self) -> set[float]:
+        return {start for starts in self.starts.values() for start in starts}
+
+
+def split(series: PaneSeries) -> tuple[SavedSeries, dict[float, Partial]]:
+    """What to store of a series: its head, and its closed panes by start."""
+    panes = {start: partial for rolling in series.rollings.values() for start, partial in rolling.panes}
+    starts = {span: [start for start, _ in rolling.panes] for span, rolling in series.rollings.items()}
+    return SavedSeries(series.windows, starts), panes
+
+
+def join(saved: SavedSeries, panes: dict[float, Partial]) -> PaneSeries:
+    """The series ``split`` stored; each range's total is summed again from its panes."""
+    rollings: dict[float, Rolling] = {}
+    for span, starts in saved.starts.items():
+        rolling = Rolling(span, deque((start, panes[start]) for start in starts if start in panes))
+        for _start, partial in rolling.panes:
+            rolling.total.merge(partial)
+        rollings[span] = rolling
+    return PaneSeries(saved.windows, rollings)
+
+
 def replay_ticks(
     observations: Iterable[Observation], *, end: float, config: WindowConfig, span_s: float
 ) -> dict[Series, list[tuple[float, WindowSummary]]]:

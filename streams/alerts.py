@@ -10,7 +10,9 @@ per series and second, not events).
 Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
-state; ``\x1e<series>`` -> that series' panes of the last window; pickled)
+state; ``\x1e<series>`` -> that series' open panes and the starts of the
+closed ones its ranges hold, ``\x1e<series>\x1d<start>`` -> one closed pane,
+written once; pickled)
 and the panes' clock under ``__panes__``, written after the batch's alerts
 were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
@@ -61,7 +63,7 @@ from domain.alerting import (
     rule_from_spec,
 )
 from domain.detection import workflow_of
-from domain.rolling import PaneSeries, aligned
+from domain.rolling import PaneSeries, SavedSeries, aligned, join, split
 from domain.windows import Clock, Partial, Series, WindowSummary
 from schemas import topics
 from schemas.envelope import Envelope, deterministic_event_id
@@ -160,6 +162,8 @@ class Store:
         self.panes: dict[Series, PaneSeries] = {}
         self.touched_series: set[Series] = set()
         """Series whose panes changed in this batch: each series is its own record, kept well under a message's size."""
+        self.stored_panes: dict[Series, set[float]] = {}
+        """Per series, the closed panes that have a record in the table."""
         self.ledger = OffsetLedger(alert_table)
 
     def tenants(self) -> dict[str, TenantAlerts]:
@@ -196,13 +200,28 @@ class Store:
         state = self.panes.get(series)
         if state is None:
             raw = alert_table.get(series_key(series))
-            state = pickle.loads(raw) if raw else PaneSeries.new(WINDOW.size_s)  # noqa: S301 - written here only
+            saved = pickle.loads(raw) if raw else None  # noqa: S301 - written here only
+            if isinstance(saved, SavedSeries):
+                keys = {start: pane_key(series, start) for start in saved.pane_starts()}
+                panes = {start: pickle.loads(alert_table[key]) for start, key in keys.items() if key in alert_table}  # noqa: S301
+                self.stored_panes[series] = set(panes)
+                state = join(saved, panes)
+            else:  # None, or a series saved whole with its panes, as before they had records of their own
+                state = saved or PaneSeries.new(WINDOW.size_s)
             self.panes[series] = state
         return state
 
     def save_series(self) -> None:
+        """Write each touched series' head, its new closed panes, and delete the panes that left every range."""
         for series in self.touched_series:
-            alert_table[series_key(series)] = pickle.dumps(self.panes[series])
+            saved, panes = split(self.panes[series])
+            stored = self.stored_panes.get(series, set())
+            for start in panes.keys() - stored:
+                alert_table[pane_key(series, start)] = pickle.dumps(panes[start])
+            for start in stored - panes.keys():
+                alert_table.pop(pane_key(series, start), None)
+            alert_table[series_key(series)] = pickle.dumps(saved)
+            self.stored_panes[series] = set(panes)
         self.touched_series.clear()
 
 
@@ -211,6 +230,11 @@ SERIES_PREFIX = b"\x1e"
 
 def series_key(series: Series) -> bytes:
     return SERIES_PREFIX + "\x1f".join(series).encode()
+
+
+def pane_key(series: Series, start: float) -> bytes:
+    """One closed pane of a series (under the series' prefix, so ``Store.tenants`` skips it too)."""
+    return series_key(series) + b"\x1d" + repr(start).encode()
 
 
 store = Store()

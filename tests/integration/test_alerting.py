@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -237,3 +238,45 @@ async def test_a_silenced_alert_is_recorded_as_muted_and_not_notified(stack):
         assert alert["muted"] == f"silenced:{silence_id}" and alert["state"] == "firing"
         assert alert["notifications"] == 0 and alert["failed_deliveries"] == 0
         assert not [m for _, m in receiver.received if any(a["rule"] == "disk_full_db2" for a in m.get("alerts", []))]
+
+
+async def test_a_rules_rolling_window_survives_a_killed_worker(stack):
+    """Two failures before a SIGKILL and two after, within a 240 s range: only the restored panes make it four."""
+    serve, worker, _sandbox, _receiver, _smtp = stack
+    common = {"match": "wf-restart", "range_s": 240, "channels": [{"type": "log"}]}
+    seen = {"name": "restart-seen", "condition": "failures > 1", "for_s": 3600, **common}
+    count = {"name": "restart-count", "condition": "failures > 3", **common}
+
+    def failed_run() -> dict[str, Any]:
+        return {"type": "RunFailed", "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
+                "tenant_id": "tenant-a", "workflow_id": "wf-restart", "run_id": f"r-{uuid.uuid4().hex[:10]}",
+                "payload": {"duration_ms": 40.0}}  # fmt: skip
+
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        for rule in (seen, count):
+            assert (await http.post("/api/workflows/monitoring/rules", json=rule, headers=KEY)).status_code == 201
+
+        async def state_of(rule: str) -> str | None:
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": rule}, headers=KEY)
+            return next((a["state"] for a in r.json()["alerts"]), None)
+
+        async def send_two_failures() -> None:
+            r = await http.post("/api/events", json={"events": [failed_run(), failed_run()]}, headers=KEY)
+            assert r.status_code == 202, r.text
+
+        await asyncio.sleep(2)  # the rules reach the agent before the failures
+        await send_two_failures()
+
+        async def two_in_the_window() -> bool:
+            return await state_of("restart-seen") == "pending"
+
+        await eventually(two_in_the_window, timeout_s=60)
+        assert await state_of("restart-count") is None
+        worker.kill()  # SIGKILL: no shutdown, no final commit
+        worker.start()
+        await send_two_failures()
+
+        async def fired() -> bool:
+            return await state_of("restart-count") == "firing"
+
+        await eventually(fired, timeout_s=150, every_s=1)
