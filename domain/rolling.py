@@ -27,6 +27,7 @@ bounds of the worker's clock.
 [(1.0, 1, 0.0), (2.0, 2, 0.0), (3.0, 3, 0.33), (4.0, 2, 0.5), (5.0, 1, 1.0)]
 """
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -147,30 +148,41 @@ class PaneSeries:
         return ticks
 
 
+PANE_CHUNK_S = 10.0
+"""Closed panes are stored in records of this much time each: a record is written while its panes close, then kept."""
+
+
 @dataclass
 class SavedSeries:
     """A ``PaneSeries`` as stored: its open panes and, per range, the starts of its closed panes.
 
-    Each closed pane is stored once, in a record of its own (``split``), so
-    saving a series after a tick writes one pane, not its whole range again.
+    The closed panes are stored apart, by chunk of ``PANE_CHUNK_S`` (``split``),
+    so saving a series writes its newest chunk, not its whole range again.
     """
 
     windows: SeriesWindows
     starts: dict[float, list[float]]
 
-    def pane_starts(self) -> set[float]:
-        return {start for starts in self.starts.values() for start in starts}
+    def chunks(self) -> set[float]:
+        return {chunk_of(start) for starts in self.starts.values() for start in starts}
 
 
-def split(series: PaneSeries) -> tuple[SavedSeries, dict[float, Partial]]:
-    """What to store of a series: its head, and its closed panes by start."""
-    panes = {start: partial for rolling in series.rollings.values() for start, partial in rolling.panes}
+def chunk_of(start: float) -> float:
+    return math.floor(start / PANE_CHUNK_S) * PANE_CHUNK_S
+
+
+def split(series: PaneSeries) -> tuple[SavedSeries, dict[float, dict[float, Partial]]]:
+    """What to store of a series: its head, and its closed panes by chunk, then by start (each pane once)."""
+    chunks: dict[float, dict[float, Partial]] = {}
+    for rolling in series.rollings.values():
+        for start, partial in rolling.panes:
+            chunks.setdefault(chunk_of(start), {})[start] = partial
     starts = {span: [start for start, _ in rolling.panes] for span, rolling in series.rollings.items()}
-    return SavedSeries(series.windows, starts), panes
+    return SavedSeries(series.windows, starts), chunks
 
 
 def join(saved: SavedSeries, panes: dict[float, Partial]) -> PaneSeries:
-    """The series ``split`` stored; each range's total is summed again from its panes."""
+    """The series ``split`` stored, from its head and its panes by start; each range's total is summed again."""
     rollings: dict[float, Rolling] = {}
     for span, starts in saved.starts.items():
         rolling = Rolling(span, deque((start, panes[start]) for start in starts if start in panes))

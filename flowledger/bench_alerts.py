@@ -9,13 +9,15 @@ successful run every 200 ms each, event time = now). One after another, at
 moments spread over the rule's range, each workflow starts failing; the
 time from sending its first failing step to the receiver getting the
 notification is one sample. Prints ``notify_p50_ms`` and ``notify_p99_ms``, and
-``pipeline_p50_ms``/``pipeline_p99_ms``: from the tick at which the rule's
+``pipeline_p50_ms``/``pipeline_p99_ms`` (each alert's figures go to stderr,
+and ``--keep-logs DIR`` keeps the API's and worker's logs): from the tick at which the rule's
 condition held (the alert's ``started_at``) to the notification, the part the
 pipeline adds to the time a rate over the window takes to cross its threshold.
 """
 
 import asyncio
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +137,12 @@ async def measure(
         stop.set()
         await asyncio.gather(*tasks)
     await runner.cleanup()
+    for w in workflows[1:]:
+        if w in receiver.arrived:
+            at = datetime.fromtimestamp(sent_fail[w], UTC).strftime("%H:%M:%S.%f")[:-3]
+            notify_s, pipeline_s = receiver.arrived[w] - sent_fail[w], receiver.arrived[w] - receiver.started[w]
+            say(f"{w}: first failing step at {at}, notified {notify_s * 1000:,.0f} ms later "
+                f"(pipeline {pipeline_s * 1000:,.0f} ms)")
     lags = [(receiver.arrived[w] - sent_fail[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
     pipeline = [(receiver.arrived[w] - receiver.started[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
     return {
@@ -153,7 +161,12 @@ async def measure(
 
 
 def bench_alerts(
-    *, alerts: int, window_s: float, condition: str = "error_rate > 0.1", range_s: float | None = None
+    *,
+    alerts: int,
+    window_s: float,
+    condition: str = "error_rate > 0.1",
+    range_s: float | None = None,
+    keep_logs: Path | None = None,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap))
@@ -182,5 +195,9 @@ def bench_alerts(
         finally:
             for proc in procs.values():
                 terminate(proc)
+            if keep_logs is not None:
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for name in procs:
+                    shutil.copy(Path(tmp) / f"{name}.log", keep_logs / f"{name}.log")
     print(orjson.dumps(result).decode(), flush=True)
     return 0

@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument(
         "--range-s", type=float, default=None, help="the rule's own range (default: the metric window, as built in)"
     )
+    alerts.add_argument("--keep-logs", type=Path, default=None, help="copy the API's and worker's logs here")
     generation = bench_sub.add_parser(
         "generation", help="sentences -> workflow definitions, in process and via the API"
     )
@@ -268,7 +269,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "alerts":
         from flowledger.bench_alerts import bench_alerts
 
-        return bench_alerts(alerts=args.alerts, window_s=args.window_s, condition=args.condition, range_s=args.range_s)
+        return bench_alerts(
+            alerts=args.alerts, window_s=args.window_s, condition=args.condition, range_s=args.range_s,
+            keep_logs=args.keep_logs,
+        )  # fmt: skip
     if args.bench_command == "recovery":
         from flowledger.bench_recovery import bench_recovery
 

@@ -11,10 +11,9 @@ Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
 state; ``\x1e<series>`` -> that series' open panes and the starts of the
-closed ones its ranges hold, ``\x1e<series>\x1d<start>`` -> one closed pane,
-written once; pickled)
-and the panes' clock under ``__panes__``, written after the batch's alerts
-were acknowledged.
+closed ones its ranges hold, ``\x1e<series>\x1d<chunk>`` -> its closed panes
+of ten seconds; pickled) and the panes' clock under ``__panes__``, written at
+a checkpoint (``CHECKPOINT_S``) after the batch's alerts were acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
 
 Evaluation: when every source partition has finished a pane, each series
@@ -28,9 +27,11 @@ applied once, so panes re-sent after a crash change nothing. An
 after the anomalous window, and 0 otherwise. Notifications are planned by
 ``domain.alerting.plan_notifications`` and delivered by tasks, so a slow or
 dead channel never holds the agent or the other channels; each channel gets up
-to ``DELIVERY_ATTEMPTS`` tries with backoff. A crash between planning and
-delivery loses that notification; the repeat after the rule's cooldown sends
-it again.
+to ``DELIVERY_ATTEMPTS`` tries with backoff. After a crash the agent applies
+again what came after its last checkpoint: the lifecycle events it sends again
+carry the same ids (the projection keeps one of each), and a notification sent
+in that last second may be sent twice (at least once, as Alertmanager does),
+while one planned and not yet delivered is sent then.
 """
 
 import asyncio
@@ -91,6 +92,8 @@ from streams.metrics import PANES, SOURCE_PARTITIONS, WINDOW
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_S = 1.0
+"""How often the agent writes its state: every batch, the series' records alone were the broker's busiest topic."""
 DELIVERY_ATTEMPTS = 3
 DELIVERY_BACKOFF_S = 1.0
 LONGEST_RANGE_S = PANES.size_s * PANES.empty_windows
@@ -158,13 +161,33 @@ class Store:
         self.ticked_to = -math.inf
         self.all_loaded = False
         self.touched: set[str] = set()
-        """Tenants whose state changed in this batch."""
+        """Tenants whose state changed since the last checkpoint."""
         self.panes: dict[Series, PaneSeries] = {}
         self.touched_series: set[Series] = set()
-        """Series whose panes changed in this batch: each series is its own record, kept well under a message's size."""
-        self.stored_panes: dict[Series, set[float]] = {}
-        """Per series, the closed panes that have a record in the table."""
+        """Series whose panes changed since the last checkpoint: each series is its own record, kept well under a
+        message's size."""
+        self.stored_chunks: dict[Series, dict[float, frozenset[float]]] = {}
+        """Per series, the chunks of closed panes in the table, with the panes each holds."""
         self.ledger = OffsetLedger(alert_table)
+        self.checkpointed_at = -math.inf
+
+    def checkpoint(self, *, now: float) -> bool:
+        """Write what changed, with the offsets it reflects, if ``CHECKPOINT_S`` has passed; True if it did.
+
+        Between checkpoints the table lags the agent's memory: after a crash the
+        agent resumes from the last checkpoint and reads the records since from
+        the log (the ledger's holes), so nothing is lost or applied twice.
+        """
+        if now - self.checkpointed_at < CHECKPOINT_S:
+            return False
+        for tenant in self.touched:
+            self.save(tenant)
+        self.touched.clear()
+        self.save_series()
+        self.save_clock()
+        self.ledger.save()
+        self.checkpointed_at = now
+        return True
 
     def tenants(self) -> dict[str, TenantAlerts]:
         """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
@@ -202,26 +225,28 @@ class Store:
             raw = alert_table.get(series_key(series))
             saved = pickle.loads(raw) if raw else None  # noqa: S301 - written here only
             if isinstance(saved, SavedSeries):
-                keys = {start: pane_key(series, start) for start in saved.pane_starts()}
-                panes = {start: pickle.loads(alert_table[key]) for start, key in keys.items() if key in alert_table}  # noqa: S301
-                self.stored_panes[series] = set(panes)
-                state = join(saved, panes)
+                chunks = {chunk: pickle.loads(raw) for chunk in saved.chunks()  # noqa: S301 - written here only
+                          if (raw := alert_table.get(chunk_key(series, chunk))) is not None}  # fmt: skip
+                self.stored_chunks[series] = {chunk: frozenset(panes) for chunk, panes in chunks.items()}
+                state = join(saved, {start: p for panes in chunks.values() for start, p in panes.items()})
             else:  # None, or a series saved whole with its panes, as before they had records of their own
                 state = saved or PaneSeries.new(WINDOW.size_s)
             self.panes[series] = state
         return state
 
     def save_series(self) -> None:
-        """Write each touched series' head, its new closed panes, and delete the panes that left every range."""
+        """Write each touched series' head and its chunks of panes that changed; delete the chunks no range holds."""
         for series in self.touched_series:
-            saved, panes = split(self.panes[series])
-            stored = self.stored_panes.get(series, set())
-            for start in panes.keys() - stored:
-                alert_table[pane_key(series, start)] = pickle.dumps(panes[start])
-            for start in stored - panes.keys():
-                alert_table.pop(pane_key(series, start), None)
-            alert_table[series_key(series)] = pickle.dumps(saved)
-            self.stored_panes[series] = set(panes)
+            saved, chunks = split(self.panes[series])
+            stored = self.stored_chunks.setdefault(series, {})
+            for chunk, panes in chunks.items():
+                if stored.get(chunk) != panes.keys():
+                    alert_table[chunk_key(series, chunk)] = pickle.dumps(panes)
+                    stored[chunk] = frozenset(panes)
+            alert_table[series_key(series)] = pickle.dumps(saved)  # before the deletes: it no longer names them
+            for chunk in stored.keys() - chunks.keys():
+                alert_table.pop(chunk_key(series, chunk), None)
+                del stored[chunk]
         self.touched_series.clear()
 
 
@@ -232,9 +257,9 @@ def series_key(series: Series) -> bytes:
     return SERIES_PREFIX + "\x1f".join(series).encode()
 
 
-def pane_key(series: Series, start: float) -> bytes:
-    """One closed pane of a series (under the series' prefix, so ``Store.tenants`` skips it too)."""
-    return series_key(series) + b"\x1d" + repr(start).encode()
+def chunk_key(series: Series, chunk: float) -> bytes:
+    """One chunk of a series' closed panes (under the series' prefix, so ``Store.tenants`` skips it too)."""
+    return series_key(series) + b"\x1d" + repr(chunk).encode()
 
 
 store = Store()
@@ -282,13 +307,9 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
             outputs += mark_muted(tenant, store.load(tenant), muted)
         sent = [await alerts_topic.send(key=r.tenant_id.encode(), value=to_json(r)) for r in outputs]
         await asyncio.gather(*sent)
-        for tenant in now_by_tenant.keys() | store.touched:
-            store.save(tenant)
-        store.touched.clear()
-        store.save_series()
-        store.save_clock()
+        store.touched |= now_by_tenant.keys()
         store.ledger.applied(items)
-        store.ledger.save()
+        store.checkpoint(now=time.monotonic())
         for tenant, notifications, muted in deliveries:
             for message, targets, alerts in notifications:
                 task = asyncio.ensure_future(deliver(tenant, message, targets, alerts))

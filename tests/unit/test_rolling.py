@@ -5,7 +5,17 @@ import random
 
 import pytest
 
-from domain.rolling import PaneSeries, Rolling, aligned, join, live, pane_config, replay_ticks, split
+from domain.rolling import (
+    PaneSeries,
+    Rolling,
+    aligned,
+    chunk_of,
+    join,
+    live,
+    pane_config,
+    replay_ticks,
+    split,
+)
 from domain.sketch import QuantileSketch
 from domain.windows import Observation, Partial, PartitionWindows, WindowConfig
 
@@ -186,9 +196,12 @@ def test_a_split_series_joins_back_to_the_same_ranges_and_totals():
     series.use_ranges({6.0, 2.0}, pane_s=1.0)
     ticks_of(series, [(t, t % 3 != 0) for t in range(10, 20)], config)
     series.windows.add(0, 20.0, Partial(count=1, failures=1))  # an open pane travels with the head
-    head, panes = split(series)
-    assert sorted(panes) == [14.0, 15.0, 16.0, 17.0, 18.0, 19.0]  # each pane once, though two ranges hold some
-    joined = join(pickle.loads(pickle.dumps(head)), {s: pickle.loads(pickle.dumps(p)) for s, p in panes.items()})
+    head, chunks = split(series)
+    # each pane once, though two ranges hold some, in the chunk of PANE_CHUNK_S it starts in
+    assert {c: sorted(p) for c, p in chunks.items()} == {10.0: [14.0, 15.0, 16.0, 17.0, 18.0, 19.0]}
+    assert head.chunks() == {10.0}
+    stored = pickle.loads(pickle.dumps(chunks))
+    joined = join(pickle.loads(pickle.dumps(head)), {s: p for panes in stored.values() for s, p in panes.items()})
     for span in (6.0, 2.0):
         a, b = series.rollings[span], joined.rollings[span]
         assert [s for s, _ in a.panes] == [s for s, _ in b.panes]
@@ -198,9 +211,14 @@ def test_a_split_series_joins_back_to_the_same_ranges_and_totals():
     assert (at, by_span[2.0].failures, by_span[6.0].failures) == (21.0, 1, 3)  # panes 15, 18 and the one open at 20
 
 
+@pytest.mark.parametrize(("start", "chunk"), [(0.0, 0.0), (9.5, 0.0), (10.0, 10.0), (1_700_000_003.5, 1_700_000_000.0)])
+def test_panes_are_stored_by_chunk_of_ten_seconds(start, chunk):
+    assert chunk_of(start) == chunk
+
+
 def test_a_pane_missing_from_the_store_is_left_out_not_invented():
     series = PaneSeries.new(6.0)
     ticks_of(series, [(10, False), (11, True)], pane_config(span_s=6.0, quiet_s=6.0))
-    head, panes = split(series)
-    joined = join(head, {11.0: panes[11.0]})
+    head, chunks = split(series)
+    joined = join(head, {11.0: chunks[10.0][11.0]})
     assert [s for s, _ in joined.rollings[6.0].panes] == [11.0] and joined.rollings[6.0].total.failures == 0
