@@ -100,8 +100,9 @@ async def measure(
         hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook"}}
         (await http.put("/api/credentials/bench-hook", json=hook)).raise_for_status()
         rule = {"name": "error_rate_increase", "condition": condition, "severity": "critical",
-                "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}],
-                "range_s": range_s}  # fmt: skip
+                "cooldown_s": 3600, "channels": [{"type": "webhook", "credential_id": "bench-hook"}]}  # fmt: skip
+        if range_s is not None:
+            rule["range_s"] = range_s
         (await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule)).raise_for_status()
     failing: set[str] = set()
     sent_fail: dict[str, float] = {}
