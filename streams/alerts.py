@@ -171,15 +171,15 @@ class Store:
         self.ledger = OffsetLedger(alert_table)
         self.checkpointed_at = -math.inf
 
-    def checkpoint(self, *, now: float) -> bool:
-        """Write what changed, with the offsets it reflects, if ``CHECKPOINT_S`` has passed; True if it did.
+    def checkpoint(self, *, now: float) -> None:
+        """Write what changed, with the offsets it reflects, if ``CHECKPOINT_S`` has passed.
 
         Between checkpoints the table lags the agent's memory: after a crash the
         agent resumes from the last checkpoint and reads the records since from
         the log (the ledger's holes), so nothing is lost or applied twice.
         """
         if now - self.checkpointed_at < CHECKPOINT_S:
-            return False
+            return
         for tenant in self.touched:
             self.save(tenant)
         self.touched.clear()
@@ -187,7 +187,6 @@ class Store:
         self.save_clock()
         self.ledger.save()
         self.checkpointed_at = now
-        return True
 
     def tenants(self) -> dict[str, TenantAlerts]:
         """Every tenant with state (read from the table once, so quiet series still tick after a restart)."""
