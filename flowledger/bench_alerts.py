@@ -1,18 +1,24 @@
 """``flowledger bench alerts``: from the first failing step to the notification received.
 
-Starts its own broker, API and worker (metric windows of ``--window-s``) and
-an HTTP receiver, points ``error_rate_increase`` at the receiver through a
-stored webhook credential (``--condition`` replaces its condition, e.g.
-``failures > 5``; ``--range-s`` gives it its own range instead of the metric
-window's), and keeps ``--alerts`` workflows running (a
-successful run every 200 ms each, event time = now). One after another, at
-moments spread over the rule's range, each workflow starts failing; the
-time from sending its first failing step to the receiver getting the
-notification is one sample. Prints ``notify_p50_ms`` and ``notify_p99_ms``, and
-``pipeline_p50_ms``/``pipeline_p99_ms`` (each alert's figures go to stderr,
-and ``--keep-logs DIR`` keeps the API's and worker's logs): from the tick at which the rule's
+Starts its own broker, API and workers (one per role, as ``make up`` runs
+them; metric windows of ``--window-s``) and an HTTP receiver, points
+``error_rate_increase`` at the receiver through a stored webhook credential
+(``--condition`` replaces its condition, e.g. ``failures > 5``; ``--range-s``
+gives it its own range instead of the metric window's), and keeps
+``--alerts`` workflows running (a successful run every 200 ms each, event
+time = now). One after another, at moments spread over the rule's range, each
+workflow starts failing: its runs fail instead of succeeding (so a rate over
+the last minute crosses 0.1 only after 6 s), or with ``--burst-per-s N`` its
+runs keep succeeding and N failing runs a second come on top (a retry storm,
+a batch of triggers meeting a broken service). The time from sending its
+first failing step to the receiver getting the notification is one sample.
+
+Prints ``notify_p50_ms`` and ``notify_p99_ms``, and
+``pipeline_p50_ms``/``pipeline_p99_ms``: from the tick at which the rule's
 condition held (the alert's ``started_at``) to the notification, the part the
-pipeline adds to the time a rate over the window takes to cross its threshold.
+pipeline adds to the time a rate over the window takes to cross its
+threshold. Each alert's figures go to stderr, and ``--keep-logs DIR`` keeps
+the processes' logs.
 """
 
 import asyncio
@@ -35,6 +41,7 @@ from flowledger.bench import percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
 from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
+from flowledger.stack import WORKER_ROLES
 from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepSucceeded
 
 KEY, TENANT = "bench-key", "bench"
@@ -91,7 +98,13 @@ class Receiver:
 
 
 async def measure(
-    bootstrap: str, api: str, alerts: int, window_s: float, condition: str, range_s: float | None
+    bootstrap: str,
+    api: str,
+    alerts: int,
+    window_s: float,
+    condition: str,
+    range_s: float | None,
+    burst_per_s: float,
 ) -> dict[str, Any]:
     receiver = Receiver()
     runner = await receiver.start()
@@ -111,14 +124,23 @@ async def measure(
 
         async def traffic(workflow: str, stop: asyncio.Event) -> None:
             while not stop.is_set():
-                bad = workflow in failing and workflow not in receiver.arrived
+                bad = workflow in failing and workflow not in receiver.arrived and not burst_per_s
                 await producer.send(run_events(workflow, failing=bad))
                 if bad and workflow not in sent_fail:
                     sent_fail[workflow] = time.time()
                 await asyncio.sleep(0.2)
 
+        async def burst(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                for workflow in failing - receiver.arrived.keys():
+                    await producer.send(run_events(workflow, failing=True))
+                    sent_fail.setdefault(workflow, time.time())
+                await asyncio.sleep(1 / burst_per_s)
+
         stop = asyncio.Event()
         tasks = [asyncio.create_task(traffic(w, stop)) for w in workflows]
+        if burst_per_s:
+            tasks.append(asyncio.create_task(burst(stop)))
         say("warming up (the worker's consumer group join takes a while) ...")
         failing.add("wf-warm")
         deadline = time.monotonic() + 300
@@ -142,8 +164,10 @@ async def measure(
         if w in receiver.arrived:
             at = datetime.fromtimestamp(sent_fail[w], UTC).strftime("%H:%M:%S.%f")[:-3]
             notify_s, pipeline_s = receiver.arrived[w] - sent_fail[w], receiver.arrived[w] - receiver.started[w]
-            say(f"{w}: first failing step at {at}, notified {notify_s * 1000:,.0f} ms later "
-                f"(pipeline {pipeline_s * 1000:,.0f} ms)")
+            say(
+                f"{w}: first failing step at {at}, notified {notify_s * 1000:,.0f} ms later "
+                f"(pipeline {pipeline_s * 1000:,.0f} ms)"
+            )
     lags = [(receiver.arrived[w] - sent_fail[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
     pipeline = [(receiver.arrived[w] - receiver.started[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
     return {
@@ -153,6 +177,7 @@ async def measure(
         "window_s": window_s,
         "range_s": range_s or window_s,
         "condition": condition,
+        "burst_per_s": burst_per_s,
         "notify_p50_ms": round(percentile(lags, 0.5), 1),
         "notify_p99_ms": round(percentile(lags, 0.99), 1),
         "notify_max_ms": round(max(lags), 1) if lags else None,
@@ -167,6 +192,7 @@ def bench_alerts(
     window_s: float,
     condition: str = "error_rate > 0.1",
     range_s: float | None = None,
+    burst_per_s: float = 0.0,
     keep_logs: Path | None = None,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="flowledger-bench-alerts-") as tmp, EmbeddedBroker() as broker:
@@ -181,17 +207,16 @@ def bench_alerts(
             FLOWLEDGER_METRICS_GRACE_S="1",
             FLOWLEDGER_METRICS_IDLE_S="2",
         )
-        procs = {
-            "serve": spawn(flowledger_command("serve"), env, log=Path(tmp) / "serve.log"),
-            "worker": spawn(flowledger_command("worker"), env, log=Path(tmp) / "worker.log"),
-        }
+        procs = {"serve": spawn(flowledger_command("serve"), env, log=Path(tmp) / "serve.log")}
+        for role in WORKER_ROLES:
+            procs[role] = spawn(flowledger_command("worker", "--role", role), env, log=Path(tmp) / f"{role}.log")
         try:
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
             api = f"http://127.0.0.1:{api_port}"
-            result = asyncio.run(measure(broker.bootstrap, api, alerts, window_s, condition, range_s))
+            result = asyncio.run(measure(broker.bootstrap, api, alerts, window_s, condition, range_s, burst_per_s))
         except RuntimeError as exc:
             say(f"bench alerts: {exc}")
-            say((Path(tmp) / "worker.log").read_text()[-3000:])
+            say((Path(tmp) / "monitor.log").read_text()[-3000:])
             return 1
         finally:
             for proc in procs.values():

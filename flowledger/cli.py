@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument(
         "--range-s", type=float, default=None, help="the rule's own range (default: the metric window, as built in)"
     )
-    alerts.add_argument("--keep-logs", type=Path, default=None, help="copy the API's and worker's logs here")
+    alerts.add_argument(
+        "--burst-per-s", type=float, default=0.0,
+        help="failing runs per second added to a workflow's traffic (default 0: its runs start failing instead)",
+    )  # fmt: skip
+    alerts.add_argument("--keep-logs", type=Path, default=None, help="copy the API's and workers' logs here")
+    broker = bench_sub.add_parser("broker", help="the embedded broker's fetch cost as a partition's log grows")
+    broker.add_argument("--batches", type=int, default=20_000)
+    broker.add_argument("--step", type=int, default=10_000)
+    broker.add_argument("--poll-s", type=float, default=10.0, help="seconds per fetch setting")
     generation = bench_sub.add_parser(
         "generation", help="sentences -> workflow definitions, in process and via the API"
     )
@@ -271,8 +279,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return bench_alerts(
             alerts=args.alerts, window_s=args.window_s, condition=args.condition, range_s=args.range_s,
-            keep_logs=args.keep_logs,
+            burst_per_s=args.burst_per_s, keep_logs=args.keep_logs,
         )  # fmt: skip
+    if args.bench_command == "broker":
+        from flowledger.bench_broker import bench_broker
+
+        return bench_broker(batches=args.batches, step=args.step, poll_s=args.poll_s)
     if args.bench_command == "recovery":
         from flowledger.bench_recovery import bench_recovery
 

@@ -38,11 +38,14 @@ records: every hop of a run through the log would cost up to 1.5 s."""
 
 
 MONITOR_FETCH_MAX_WAIT_MS = 100
-MONITOR_FETCH_MIN_BYTES = 64 * 1024
 """A worker running only the metric agents has no one waiting on it by the
-millisecond (windows close on event time, after seconds): it lets the broker
-gather up to 64 KiB or 100 ms per fetch, fewer and larger fetches for it and
-for the broker."""
+millisecond (windows close on event time, after seconds): a fetch that found
+nothing may wait 100 ms. It asks for no minimum of bytes: the embedded broker
+answers a fetch that waits for more bytes by reading the partition again and
+again, and each read costs in proportion to the partition's batches
+(``flowledger bench broker``: one partition of 20,000 small batches taking 25
+more a second cost it 48.9% of a core and a p99 of 739 ms with 64 KiB, against
+35.4% and 88 ms with none)."""
 
 
 MONITOR_NICE = 10
@@ -55,7 +58,6 @@ def _create_worker_consumer(self: Any, transport: Any) -> Any:
     # read when the consumer starts its fetcher
     if ROLE == "monitor":
         consumer._fetch_max_wait_ms = MONITOR_FETCH_MAX_WAIT_MS
-        consumer._fetch_min_bytes = MONITOR_FETCH_MIN_BYTES
     else:
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
     return consumer

@@ -124,3 +124,14 @@ def test_up_demo_serves_api_worker_and_demo_runs_and_ctrl_c_leaves_no_process(tm
     assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
     time.sleep(0.5)
     assert [pid for pid in children if alive(pid)] == []
+
+
+def test_bench_broker_prints_fetch_cost_by_log_length_and_by_fetch_setting():
+    result = flowledger("bench", "broker", "--batches", "40", "--step", "20", "--poll-s", "0.5")
+    assert result.returncode == 0, result.stderr
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["batches"] == 40
+    assert set(figures["fetch_ms"]) == {"0", "20", "40"} and all(ms > 0 for ms in figures["fetch_ms"].values())
+    settings = [(row["max_wait_ms"], row["min_bytes"]) for row in figures["polls"]]
+    assert settings == [(10, 1), (100, 1), (100, 65536), (250, 1)]
+    assert all(row["latency_p99_ms"] >= row["latency_p50_ms"] > 0 for row in figures["polls"])
