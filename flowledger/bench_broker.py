@@ -4,8 +4,9 @@ The embedded broker (Tansu, memory storage) finds a fetch's offset by going
 through the partition's batches, and keeps no less of the log than it was
 given: a fetch that returns new records costs in proportion to the batches the
 partition holds, and the log only grows. This bench measures both things the
-workers' fetch settings rest on, on one partition of small batches (three
-300-byte records each, as a step result producer writes them):
+workers' fetch settings rest on, on one partition of small batches
+(``--per-batch`` 300-byte records each, three by default, as a step result
+producer writes them):
 
 1. ``fetch_ms``: producing one record and fetching it from the partition's end,
    median of 15, at every ``--step`` batches up to ``--batches``;
@@ -41,10 +42,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def fill(producer: AIOKafkaProducer, tp: TopicPartition, batches: int) -> None:
-    """``batches`` batches of three records: three sends awaited together go out as one request."""
+async def fill(producer: AIOKafkaProducer, tp: TopicPartition, batches: int, per_batch: int) -> None:
+    """``batches`` batches of ``per_batch`` records: sends awaited together go out as one request."""
     for _ in range(batches):
-        sent = [await producer.send(tp.topic, RECORD, partition=tp.partition) for _ in range(3)]
+        sent = [await producer.send(tp.topic, RECORD, partition=tp.partition) for _ in range(per_batch)]
         await asyncio.gather(*sent)
 
 
@@ -102,7 +103,7 @@ async def poll(
         await consumer.stop()
 
 
-async def measure(broker: EmbeddedBroker, batches: int, step: int, poll_s: float) -> dict[str, Any]:
+async def measure(broker: EmbeddedBroker, batches: int, step: int, per_batch: int, poll_s: float) -> dict[str, Any]:
     await ensure_topics(broker.bootstrap, {TOPIC: 1})
     tp = TopicPartition(TOPIC, 0)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False, linger_ms=0)
@@ -118,21 +119,24 @@ async def measure(broker: EmbeddedBroker, batches: int, step: int, poll_s: float
             print(f"{held:>7,} batches: produce + fetch {fetch_ms[held]} ms", file=sys.stderr, flush=True)
             if held >= batches:
                 break
-            await fill(producer, tp, min(step, batches - held))
+            await fill(producer, tp, min(step, batches - held), per_batch)
             held = min(held + step, batches)
         slope = (fetch_ms[held] - fetch_ms[0]) / held * 1000 if held else 0.0
         polls = [await poll(broker, producer, tp, wait, least, poll_s) for wait, least in SETTINGS]
         for row in polls:
             print(f"poll {row}", file=sys.stderr, flush=True)
         slope_us = round(slope, 2)
-        return {"bench": "broker", "batches": held, "fetch_ms": fetch_ms, "us_per_batch": slope_us, "polls": polls}
+        return {
+            "bench": "broker", "batches": held, "per_batch": per_batch,
+            "fetch_ms": fetch_ms, "us_per_batch": slope_us, "polls": polls,
+        }  # fmt: skip
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-def bench_broker(*, batches: int, step: int, poll_s: float) -> int:
+def bench_broker(*, batches: int, step: int, per_batch: int = 3, poll_s: float) -> int:
     with EmbeddedBroker() as broker:
-        result = asyncio.run(measure(broker, batches, step, poll_s))
+        result = asyncio.run(measure(broker, batches, step, per_batch, poll_s))
     print(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode(), flush=True)
     return 0

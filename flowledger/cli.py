@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     broker = bench_sub.add_parser("broker", help="the embedded broker's fetch cost as a partition's log grows")
     broker.add_argument("--batches", type=int, default=20_000)
     broker.add_argument("--step", type=int, default=10_000)
+    broker.add_argument("--per-batch", type=int, default=3, help="records per batch")
     broker.add_argument("--poll-s", type=float, default=10.0, help="seconds per fetch setting")
     generation = bench_sub.add_parser(
         "generation", help="sentences -> workflow definitions, in process and via the API"
@@ -284,7 +285,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "broker":
         from flowledger.bench_broker import bench_broker
 
-        return bench_broker(batches=args.batches, step=args.step, poll_s=args.poll_s)
+        return bench_broker(batches=args.batches, step=args.step, per_batch=args.per_batch, poll_s=args.poll_s)
     if args.bench_command == "recovery":
         from flowledger.bench_recovery import bench_recovery
 

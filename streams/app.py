@@ -40,9 +40,9 @@ records: every hop of a run through the log would cost up to 1.5 s."""
 MONITOR_FETCH_MAX_WAIT_MS = 100
 """A worker running only the metric agents has no one waiting on it by the
 millisecond (windows close on event time, after seconds): a fetch that found
-nothing may wait 100 ms. It asks for no minimum of bytes: the embedded broker
-answers a fetch that waits for more bytes by reading the partition again and
-again, and each read costs in proportion to the partition's batches
+nothing may wait 100 ms. It asks for no minimum of bytes: on the embedded
+broker a fetch that waits for more bytes costs more and answers later, as if
+the partition were read again and again, each read in proportion to its batches
 (``flowledger bench broker``: one partition of 20,000 small batches taking 25
 more a second cost it 48.9% of a core and a p99 of 739 ms with 64 KiB, against
 35.4% and 88 ms with none)."""
