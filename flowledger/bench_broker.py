@@ -1,9 +1,8 @@
 """``flowledger bench broker``: what a fetch costs the embedded broker as a partition's log grows.
 
-The embedded broker (Tansu, memory storage) finds a fetch's offset by going
-through the partition's batches, and keeps no less of the log than it was
-given: a fetch that returns new records costs in proportion to the batches the
-partition holds, and the log only grows. This bench measures both things the
+The embedded broker (Tansu, memory storage) keeps a partition's whole log
+while it runs, and a fetch that returns new records costs it more the more
+batches the partition holds. This bench measures both things the
 workers' fetch settings rest on, on one partition of small batches
 (``--per-batch`` 300-byte records each, three by default, as a step result
 producer writes them):
@@ -18,7 +17,6 @@ producer writes them):
 """
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -27,19 +25,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from flowledger.bench import percentile
+from flowledger.bench import cpu_seconds, percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics
 
 TOPIC = "bench-broker"
 RECORD = b"x" * 300
 SETTINGS = ((10, 1), (100, 1), (100, 64 * 1024), (250, 1))
 """(fetch max wait ms, fetch min bytes): the executor's, the monitor's, the monitor's before, a slower one."""
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def fill(producer: AIOKafkaProducer, tp: TopicPartition, batches: int, per_batch: int) -> None:
@@ -121,11 +113,10 @@ async def measure(broker: EmbeddedBroker, batches: int, step: int, per_batch: in
                 break
             await fill(producer, tp, min(step, batches - held), per_batch)
             held = min(held + step, batches)
-        slope = (fetch_ms[held] - fetch_ms[0]) / held * 1000 if held else 0.0
         polls = [await poll(broker, producer, tp, wait, least, poll_s) for wait, least in SETTINGS]
         for row in polls:
             print(f"poll {row}", file=sys.stderr, flush=True)
-        slope_us = round(slope, 2)
+        slope_us = round((fetch_ms[held] - fetch_ms[0]) / held * 1000, 2) if held else 0.0
         return {
             "bench": "broker", "batches": held, "per_batch": per_batch,
             "fetch_ms": fetch_ms, "us_per_batch": slope_us, "polls": polls,
