@@ -5,20 +5,22 @@ them; metric windows of ``--window-s``) and an HTTP receiver, points
 ``error_rate_increase`` at the receiver through a stored webhook credential
 (``--condition`` replaces its condition, e.g. ``failures > 5``; ``--range-s``
 gives it its own range instead of the metric window's), and keeps
-``--alerts`` workflows running (a successful run every 200 ms each, event
-time = now). One after another, at moments spread over the rule's range, each
-workflow starts failing: its runs fail instead of succeeding (so a rate over
-the last minute crosses 0.1 only after 6 s), or with ``--burst-per-s N`` its
-runs keep succeeding and N failing runs a second come on top (a retry storm,
-a batch of triggers meeting a broken service). The time from sending its
-first failing step to the receiver getting the notification is one sample.
+``--alerts`` workflows running (five successful runs a second each, on a
+fixed schedule, event time = now). One after another, at moments spread over
+the rule's range, each workflow starts failing: its runs fail instead of
+succeeding (so a rate over the last minute crosses 0.1 only after 6 s), or
+with ``--burst-per-s N`` its runs keep succeeding and N failing runs a second
+come on top (a retry storm, a batch of triggers meeting a broken service).
+The time from handing its first failing step to the producer to the receiver
+getting the notification is one sample.
 
 Prints ``notify_p50_ms`` and ``notify_p99_ms``, and
 ``pipeline_p50_ms``/``pipeline_p99_ms``: from the tick at which the rule's
 condition held (the alert's ``started_at``) to the notification, the part the
 pipeline adds to the time a rate over the window takes to cross its
-threshold. Each alert's figures go to stderr, and ``--keep-logs DIR`` keeps
-the processes' logs.
+threshold. ``records`` is what each topic holds at the end: the messages the
+pipeline wrote for the input it got. Each alert's figures go to stderr, and
+``--keep-logs DIR`` keeps the processes' logs.
 """
 
 import asyncio
@@ -28,7 +30,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +44,14 @@ from flowledger import progress
 from flowledger.bench import percentile
 from flowledger.broker import EmbeddedBroker, ensure_topics, free_port
 from flowledger.client import Producer
+from flowledger.lag import topic_records
 from flowledger.procs import flowledger_command, spawn, stack_env, terminate, wait_http
 from flowledger.stack import WORKER_ROLES
 from schemas.runs import RunFailed, RunStarted, RunSucceeded, StepFailed, StepSucceeded
 
 KEY, TENANT = "bench-key", "bench"
+RUNS_PER_S = 5.0
+"""Each workflow's traffic."""
 
 
 def say(message: str) -> None:
@@ -119,28 +126,41 @@ async def measure(
         (await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule)).raise_for_status()
     failing: set[str] = set()
     sent_fail: dict[str, float] = {}
+    """workflow -> when its first failing run was handed to the producer."""
+    failed_runs: dict[str, int] = {}
     workflows = ["wf-warm"] + [f"wf-{i}" for i in range(alerts)]
     async with Producer(bootstrap, linger_ms=0) as producer:
 
-        async def traffic(workflow: str, stop: asyncio.Event) -> None:
-            while not stop.is_set():
-                bad = workflow in failing and workflow not in receiver.arrived and not burst_per_s
-                await producer.send(run_events(workflow, failing=bad))
-                if bad and workflow not in sent_fail:
-                    sent_fail[workflow] = time.time()
-                await asyncio.sleep(0.2)
+        async def send_run(workflow: str, *, fail: bool) -> None:
+            if fail:
+                sent_fail.setdefault(workflow, time.time())
+                failed_runs[workflow] = failed_runs.get(workflow, 0) + 1
+            await producer.send(run_events(workflow, failing=fail))
 
-        async def burst(stop: asyncio.Event) -> None:
+        async def traffic(workflow: str) -> None:
+            fail = workflow in failing and workflow not in receiver.arrived and not burst_per_s
+            await send_run(workflow, fail=fail)
+
+        async def burst() -> None:
+            await asyncio.gather(*(send_run(w, fail=True) for w in failing - receiver.arrived.keys()))
+
+        async def paced(per_s: float, send: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+            """``send()`` ``per_s`` times a second on a fixed schedule, each in a task of its own: a slow
+            acknowledgement neither lowers the rate nor delays the next run."""
+            sending: set[asyncio.Task[None]] = set()
+            next_at = time.monotonic()
             while not stop.is_set():
-                for workflow in failing - receiver.arrived.keys():
-                    await producer.send(run_events(workflow, failing=True))
-                    sent_fail.setdefault(workflow, time.time())
-                await asyncio.sleep(1 / burst_per_s)
+                task = asyncio.create_task(send())
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+                next_at += 1 / per_s
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*sending)
 
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(traffic(w, stop)) for w in workflows]
+        tasks = [asyncio.create_task(paced(RUNS_PER_S, partial(traffic, w), stop)) for w in workflows]
         if burst_per_s:
-            tasks.append(asyncio.create_task(burst(stop)))
+            tasks.append(asyncio.create_task(paced(burst_per_s, burst, stop)))
         say("warming up (the worker's consumer group join takes a while) ...")
         failing.add("wf-warm")
         deadline = time.monotonic() + 300
@@ -166,7 +186,7 @@ async def measure(
             notify_s, pipeline_s = receiver.arrived[w] - sent_fail[w], receiver.arrived[w] - receiver.started[w]
             say(
                 f"{w}: first failing step at {at}, notified {notify_s * 1000:,.0f} ms later "
-                f"(pipeline {pipeline_s * 1000:,.0f} ms)"
+                f"(pipeline {pipeline_s * 1000:,.0f} ms; {failed_runs[w]} failing runs sent by then)"
             )
     lags = [(receiver.arrived[w] - sent_fail[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
     pipeline = [(receiver.arrived[w] - receiver.started[w]) * 1000 for w in workflows[1:] if w in receiver.arrived]
@@ -214,6 +234,7 @@ def bench_alerts(
             wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, procs)
             api = f"http://127.0.0.1:{api_port}"
             result = asyncio.run(measure(broker.bootstrap, api, alerts, window_s, condition, range_s, burst_per_s))
+            result["records"] = asyncio.run(topic_records(broker.bootstrap))
         except RuntimeError as exc:
             say(f"bench alerts: {exc}")
             say((Path(tmp) / "monitor.log").read_text()[-3000:])

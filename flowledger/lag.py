@@ -38,17 +38,21 @@ def lag_by_group_topic(committed: Committed, ends: Mapping[TopicPartition, int])
     return lag
 
 
+def end_reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer for ``high_watermarks``: it reads the high watermark of each fetch response, not its records."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        # the embedded broker never answers a fetch that may not wait at all (0 ms)
+        max_partition_fetch_bytes=1024, fetch_max_wait_ms=10, check_crcs=False,
+    )  # fmt: skip
+
+
 async def consumer_lag(
     bootstrap: str, groups: Iterable[str], topic_names: Iterable[str], *, timeout_s: float = 5.0
 ) -> dict[tuple[str, str], int]:
     """Lag of every (group, topic) pair in which the group has committed an offset."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-        # only the high watermark of each fetch response is read, not its records; the
-        # embedded broker never answers a fetch that may not wait at all (0 ms)
-        max_partition_fetch_bytes=1024, fetch_max_wait_ms=10, check_crcs=False,
-    )  # fmt: skip
+    consumer = end_reader(bootstrap)
     try:
         await admin.start()
         await consumer.start()
@@ -66,6 +70,22 @@ async def consumer_lag(
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def topic_records(bootstrap: str, *, timeout_s: float = 5.0) -> dict[str, int]:
+    """Records each topic holds (the ends of its partitions, summed), from fetch high watermarks."""
+    consumer = end_reader(bootstrap)
+    try:
+        await consumer.start()
+        names = sorted(await consumer.topics())
+        partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await high_watermarks(consumer, dict.fromkeys(partitions, -1), deadline=time.monotonic() + timeout_s)
+    finally:
+        await consumer.stop()
+    records: dict[str, int] = {}
+    for tp, end in ends.items():
+        records[tp.topic] = records.get(tp.topic, 0) + end
+    return records
 
 
 async def high_watermarks(
