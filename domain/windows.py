@@ -58,6 +58,17 @@ def window_start(t: float, size_s: float) -> float:
     return float(math.floor(t / size_s) * size_s)
 
 
+def closable_through(watermark: float, config: WindowConfig) -> float:
+    """Start of the last window a watermark lets close (-inf if none).
+
+    Two watermarks with the same value close the same windows, so a watermark
+    that does not change it tells the next stage nothing new.
+    """
+    if not math.isfinite(watermark):
+        return -math.inf
+    return window_start(watermark - config.grace_s - config.size_s, config.size_s)
+
+
 class Observation(NamedTuple):
     series: Series
     t: float
@@ -294,7 +305,7 @@ class SeriesWindows:
         if not math.isfinite(watermark):
             return []
         size = config.size_s
-        last_closable = window_start(watermark - config.grace_s - size, size)
+        last_closable = closable_through(watermark, config)
         ready = sorted(s for s in self.pending if s <= last_closable)
         closed: list[tuple[float, Partial]] = []
         cursor = self.closed_through

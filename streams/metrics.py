@@ -3,9 +3,10 @@
 Stage 1, ``aggregate_windows``
     Input topic: ``workflow-events`` (raw bytes, batches of up to 5,000 records).
     Output topics: ``metric-partials`` (one partition): each source partition's
-    final partial of a (series, window), then its watermark; and, while
-    alerting is on, ``metric-panes``: the same for half-second panes, which the
-    alert agent merges into rolling windows (``streams.alerts``).
+    final partial of a (series, window), then its watermark (only when it
+    lets the next stage close a window); and, while alerting is on,
+    ``metric-panes``: the same for half-second panes, which the alert agent
+    merges into rolling windows (``streams.alerts``).
     Table: ``metric_partition_windows`` (source partition -> open windows,
     watermark and last applied offset; ``<partition>:panes`` -> its panes),
     written once per batch, after the partials it closed were acknowledged.
@@ -57,6 +58,7 @@ from domain.windows import (
     Series,
     SeriesWindows,
     WindowConfig,
+    closable_through,
     observations,
     summarize,
 )
@@ -125,6 +127,8 @@ class Stage1:
     def __init__(self) -> None:
         self.cache: dict[bytes, PartitionWindows] = {}
         self.lock = asyncio.Lock()
+        self.sent: dict[tuple[str, int], float] = {}
+        """(topic, source partition) -> the watermark last sent there (in this process)."""
 
     def load(self, partition: int, *, now: float, panes: bool = False) -> PartitionWindows:
         key = f"{partition}:panes".encode() if panes else str(partition).encode()
@@ -139,18 +143,33 @@ class Stage1:
             self.cache[key] = state
         return state
 
-    async def publish(self, states: list[PartitionWindows], panes: list[PartitionWindows]) -> None:
-        """Send what closed and the watermarks; once acknowledged, write the states that say so.
+    def forget(self) -> None:
+        self.cache.clear()
+        self.sent.clear()
 
-        One message per partition and topic: its closed partials, then its watermark.
+    async def publish(self, states: list[PartitionWindows], panes: list[PartitionWindows]) -> None:
+        """Send what closed, and any watermark that lets the next stage close more; once acknowledged, write the states.
+
+        One message per partition and topic, its closed partials then its
+        watermark, and none when it has neither: a watermark that closes no
+        further window downstream (``closable_through``) waits for one that
+        does. Most batches move the watermark by milliseconds, and every message
+        is one more batch in a partition the next stage fetches.
         """
         sent = []
-        for topic, config, group in ((partials_topic, WINDOW, states), (panes_topic, PANES, panes)):
+        for name, topic, config, group in (
+            (topics.METRIC_PARTIALS, partials_topic, WINDOW, states),
+            (topics.METRIC_PANES, panes_topic, PANES, panes),
+        ):
             for state in group:
                 closed = [[list(series), start, p.to_json()] for series, start, p in state.close_ready(config)]
+                last = self.sent.get((name, state.partition), -math.inf)
+                if not closed and closable_through(state.watermark, config) <= closable_through(last, config):
+                    continue
                 watermark = state.watermark if math.isfinite(state.watermark) else None
                 for message in pack(state.partition, closed, watermark):
                     sent.append(await topic.send(key=b"metrics", value=message, partition=0))
+                self.sent[(name, state.partition)] = state.watermark
         await asyncio.gather(*sent)
         for state in states:
             partition_windows[str(state.partition).encode()] = orjson.dumps(state.to_json())
@@ -291,7 +310,7 @@ def _read_to_end(state: PartitionWindows) -> bool:
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types the handler loosely
 async def _forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     """A revoked partition's state is re-read from the table if it comes back."""
-    stage1.cache.clear()
+    stage1.forget()
     stage2.cache.clear()
     stage2.pending = None
     stage2.clock = None

@@ -78,3 +78,58 @@ def test_metric_intake_applies_past_records_that_are_gone_and_counts_them_lost()
     items = [(0, encode(records[:1])), (3, encode(records[1:]))]  # 1 and 2 expired before they were read back
     assert [r.event_id for r in metrics.absorb(state, items, now=100.0)] == [r.event_id for r in records]
     assert (state.last_offset, metrics.stats.lost - lost) == (3, 2)
+
+
+def test_stage1_sends_a_watermark_only_when_it_lets_the_next_stage_close_a_window(monkeypatch):
+    import asyncio
+
+    import orjson
+
+    from domain.windows import Observation, PartitionWindows, closable_through
+    from streams import metrics
+
+    class Topic:
+        def __init__(self) -> None:
+            self.messages: list[dict] = []
+
+        async def send(self, *, key, value, partition):
+            self.messages.append(orjson.loads(value))
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    partials, panes, table = Topic(), Topic(), {}
+    monkeypatch.setattr(metrics, "partials_topic", partials)
+    monkeypatch.setattr(metrics, "panes_topic", panes)
+    monkeypatch.setattr(metrics, "partition_windows", table)
+    stage1 = metrics.Stage1()
+    pane = metrics.PANES
+    windows, pane_state = PartitionWindows(2), PartitionWindows(2)
+    series = ("acme", "workflow", "wf", "")
+    base = 1_800_000_000.0  # a window start for both configs
+    size, grace = pane.size_s, pane.grace_s
+    # (event time of the next record, whether a pane message goes out)
+    steps = [
+        (base + grace + 0.01, True),  # the first watermark this process sends
+        (base + grace + 0.05, False),  # lets no further pane close downstream
+        (base + size + grace - 0.05, False),  # nor this, though it opens the next pane
+        (base + size + grace + 0.01, True),  # the pane at base closes
+        (base + size + grace + 0.05, False),
+    ]
+    for offset, (t, expected) in enumerate(steps):
+        observed = [Observation(series, t, True, 10.0, 0.0)]
+        windows.observe(offset, observed, now=t, config=metrics.WINDOW)
+        pane_state.observe(offset, observed, now=t, config=pane)
+        before = len(panes.messages)
+        asyncio.run(stage1.publish([windows], [pane_state]))
+        assert (len(panes.messages) > before) == expected, (offset, t)
+        assert orjson.loads(table[b"2:panes"])["off"] == offset  # the state is written every batch all the same
+    assert [len(m["partials"]) for m in panes.messages] == [0, 1]
+    assert panes.messages[-1]["partials"][0][1] == base and panes.messages[-1]["wm"] == steps[3][0]
+    assert len(partials.messages) == 1  # the minute's window is still open: only the first watermark went
+    # a restarted process knows nothing it sent, so its first batch sends its watermark again
+    stage1.forget()
+    stage1.cache[b"2:panes"] = pane_state
+    asyncio.run(stage1.publish([], [pane_state]))
+    assert panes.messages[-1]["wm"] == steps[-1][0] and len(panes.messages) == 3
+    assert closable_through(steps[-1][0], pane) == base

@@ -15,6 +15,7 @@ from domain.windows import (
     PartitionWindows,
     SeriesWindows,
     WindowConfig,
+    closable_through,
     observations,
     roll_up,
     summarize,
@@ -120,6 +121,43 @@ def test_series_merges_each_partition_once_and_closes_on_the_slowest_watermark()
     assert (start, merged.count, merged.failures) == (0.0, 2, 1)
     assert not series.add(1, 0.0, b)  # re-sent after a restart: already in the closed window
     assert series.pending == {}
+
+
+@pytest.mark.parametrize(
+    ("watermark", "size", "grace", "expected"),
+    [
+        (-math.inf, 60, 10, -math.inf),  # no watermark yet
+        (69.999, 60, 10, -60.0),  # window 0 needs 70
+        (70.0, 60, 10, 0.0),
+        (129.999, 60, 10, 0.0),
+        (130.0, 60, 10, 60.0),
+        (1.0, 0.5, 0.25, 0.0),  # a half-second pane with a quarter-second grace
+        (1.2, 0.5, 0.25, 0.0),
+        (1.25, 0.5, 0.25, 0.5),
+    ],
+)
+def test_closable_through_is_the_last_window_a_watermark_closes(watermark, size, grace, expected):
+    assert closable_through(watermark, WindowConfig(size_s=size, grace_s=grace)) == expected
+
+
+@given(
+    st.lists(st.floats(0, 600), min_size=1, max_size=20),
+    st.floats(0, 900),
+    st.floats(0, 30),
+    st.sampled_from([0.5, 1.0, 10.0, 60.0]),
+)
+def test_a_watermark_that_keeps_closable_through_closes_nothing_more(events, watermark, step, size):
+    cfg = WindowConfig(size_s=size, grace_s=size / 4, empty_windows=1000)
+    series = SeriesWindows()
+    for t in events:
+        part = Partial()
+        part.add(obs(t))
+        series.add(0, window_start(t, size), part)
+    series.close(watermark, cfg)
+    later = watermark + step
+    more = series.close(later, cfg)
+    if closable_through(later, cfg) == closable_through(watermark, cfg):
+        assert more == []  # so stage 1 need not send that watermark
 
 
 def test_summary_of_a_window():
