@@ -104,6 +104,20 @@ class Receiver:
         return runner
 
 
+async def paced(per_s: float, send: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+    """``send()`` ``per_s`` times a second on a fixed schedule, each in a task of its own: a slow
+    acknowledgement neither lowers the rate nor delays the next run."""
+    sending: set[asyncio.Task[None]] = set()
+    next_at = time.monotonic()
+    while not stop.is_set():
+        task = asyncio.create_task(send())
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+        next_at += 1 / per_s
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    await asyncio.gather(*sending)
+
+
 async def measure(
     bootstrap: str,
     api: str,
@@ -143,19 +157,6 @@ async def measure(
 
         async def burst() -> None:
             await asyncio.gather(*(send_run(w, fail=True) for w in failing - receiver.arrived.keys()))
-
-        async def paced(per_s: float, send: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
-            """``send()`` ``per_s`` times a second on a fixed schedule, each in a task of its own: a slow
-            acknowledgement neither lowers the rate nor delays the next run."""
-            sending: set[asyncio.Task[None]] = set()
-            next_at = time.monotonic()
-            while not stop.is_set():
-                task = asyncio.create_task(send())
-                sending.add(task)
-                task.add_done_callback(sending.discard)
-                next_at += 1 / per_s
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await asyncio.gather(*sending)
 
         stop = asyncio.Event()
         tasks = [asyncio.create_task(paced(RUNS_PER_S, partial(traffic, w), stop)) for w in workflows]
