@@ -4,8 +4,8 @@ A fetch that finds nothing is held by the broker for the consumer's
 ``fetch_max_wait_ms``, then answered empty, and the consumer sends the next
 one at once. The embedded broker does not answer a held fetch as soon as a
 record arrives, so the wait bounds how long a new record can sit unread; but
-a short wait also makes an idle worker ask a hundred times a second, and each
-empty fetch costs the broker and the worker CPU.
+a short wait also makes an idle worker ask all the time (the executor, at 10 ms:
+819 fetches in 10 s), and each empty fetch costs the broker and the worker CPU.
 
 ``FetchPacing`` keeps the short wait (the floor) while fetches return records
 and doubles it with each empty one, up to a ceiling, as a poller backs off:
