@@ -49,6 +49,7 @@ from schemas.envelope import Envelope
 from schemas.registry import decode
 from schemas.workflows import PauseWorkflow, ResumeWorkflow, SetServiceConcurrency, SetServiceRoute, StartRun
 from streams.app import app, routed_table, settings
+from streams.batching import sleep_until_events
 from streams.ledger import Item, OffsetLedger, ledger_partition
 from streams.runtime import ExecutorRuntime
 from streams.step_cache import StepCache
@@ -189,6 +190,7 @@ ledger_lock = asyncio.Lock()
 
 @app.agent(executor_input)
 async def execute_runs(stream):  # type: ignore[no-untyped-def]
+    sleep_until_events(stream)
     async for events in stream.take_events(500, within=0.002):
         items = [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
         async with ledger_lock:
