@@ -20,7 +20,7 @@ behind it about the floor.
 sends waits what the pacing said after the previous one.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -31,13 +31,14 @@ from aiokafka.consumer.fetcher import Fetcher
 class FetchPacing:
     floor_ms: int
     ceiling_ms: int
-    wait_ms: int = 0
+    wait_ms: int = field(init=False)
+    """The wait of the next fetch."""
 
     def __post_init__(self) -> None:
         if not 0 < self.floor_ms <= self.ceiling_ms:
             msg = f"need 0 < floor_ms <= ceiling_ms, got {self.floor_ms} and {self.ceiling_ms}"
             raise ValueError(msg)
-        self.wait_ms = self.wait_ms or self.floor_ms
+        self.wait_ms = self.floor_ms
 
     def after(self, found: bool) -> int:
         """The wait of the next fetch, given whether the last one returned records."""
