@@ -20,11 +20,23 @@ ORDER BY name
 """
 
 SELECT_SILENCES = """
-SELECT silence_id, matchers, starts_at, ends_at, comment, created_by
-FROM silences FINAL
-WHERE tenant_id = {tenant:String} AND ends_at > {since:DateTime64(3, 'UTC')}
+SELECT silence_id, the_matchers AS matchers, starts AS starts_at,
+       if(expired_at IS NULL, planned_end, least(planned_end, expired_at)) AS ends_at,
+       note AS comment, author AS created_by, expired_at, expirer AS expired_by
+FROM (
+    SELECT silence_id,
+           anyIf(matchers, expired = 0) AS the_matchers, anyIf(starts_at, expired = 0) AS starts,
+           anyIf(ends_at, expired = 0) AS planned_end, anyIf(comment, expired = 0) AS note,
+           anyIf(created_by, expired = 0) AS author,
+           if(countIf(expired = 1) > 0, minIf(ends_at, expired = 1), NULL) AS expired_at,
+           argMinIf(created_by, ends_at, expired = 1) AS expirer
+    FROM silences FINAL
+    WHERE tenant_id = {tenant:String} AND ({silence_id:String} = '' OR silence_id = {silence_id:String})
+    GROUP BY silence_id
+    HAVING countIf(expired = 0) > 0
+)
+WHERE ends_at > {since:DateTime64(3, 'UTC')}
 ORDER BY starts_at DESC, silence_id
-LIMIT 1 BY silence_id
 """
 
 REPLAYED_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate", "throughput_per_s",
@@ -98,9 +110,16 @@ def rule_versions(wh: Warehouse, tenant: str) -> dict[str, int]:
     return {r["name"]: int(r["version"]) for r in wh.query_dicts(SELECT_RULES, {"tenant": tenant})}
 
 
-def active_silences(wh: Warehouse, tenant: str, *, since: datetime) -> list[dict[str, Any]]:
-    rows = wh.query_dicts(SELECT_SILENCES, {"tenant": tenant, "since": since})
-    return [{**r, "starts_at": _utc(r["starts_at"]), "ends_at": _utc(r["ends_at"])} for r in rows]
+def silences(wh: Warehouse, tenant: str, *, ending_after: datetime, silence_id: str = "") -> list[dict[str, Any]]:
+    """Silences (or the one ``silence_id``) that end after ``ending_after``, newest first; one expired by hand
+    ends when it was expired."""
+    params = {"tenant": tenant, "since": ending_after, "silence_id": silence_id}
+    rows = wh.query_dicts(SELECT_SILENCES, params)
+    return [
+        {**r, "starts_at": _utc(r["starts_at"]), "ends_at": _utc(r["ends_at"]),
+         "expired_at": _utc(r["expired_at"]) if r["expired_at"] is not None else None}
+        for r in rows
+    ]  # fmt: skip
 
 
 def _utc(value: datetime) -> datetime:
@@ -122,6 +141,8 @@ SELECT alert_id,
        countIf(kind = 'notified' AND delivered = 1) AS notifications,
        countIf(kind = 'notified' AND delivered = 0 AND channel != 'muted') AS failed_deliveries,
        argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted,
+       maxIf(occurred_at, channel = 'muted') AS muted_at,
+       maxIf(occurred_at, kind = 'notified' AND delivered = 1) AS delivered_at,
        maxIf(occurred_at, kind = 'acked') AS acknowledged_at,
        argMaxIf(detail, (occurred_at, event_id), kind = 'acked') AS acknowledged_by
 FROM (SELECT * FROM alert_events WHERE tenant_id = {tenant:String} LIMIT 1 BY event_id)
@@ -161,9 +182,17 @@ def list_alerts(
             row[name] = _utc(row[name]) if row[name].year > 1970 else None
         if row["state"] != "resolved":
             row["resolved_at"] = None
-        row["muted"] = row["muted"] or None
+        _current_mute(row)
         _current_acknowledgement(row)
     return rows
+
+
+def _current_mute(row: dict[str, Any]) -> None:
+    """A mute counts until the alert is told after all (its silence expired) or fires again."""
+    muted_at, delivered_at = _utc(row.pop("muted_at")), _utc(row.pop("delivered_at"))
+    fired = row["fired_at"]
+    if not row["muted"] or muted_at < delivered_at or (fired is not None and muted_at < fired):
+        row["muted"] = None
 
 
 def _current_acknowledgement(row: dict[str, Any]) -> None:

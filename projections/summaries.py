@@ -10,7 +10,7 @@ record while someone watches.
 Kinds: ``run.started``, ``run.finished``, ``step.succeeded``, ``step.failed``,
 ``step.retry``, ``alert.fired``, ``alert.notified``,
 ``alert.resolved``, ``alert.acknowledged``, ``alert.silenced``,
-``anomaly.detected``, ``session.opened``, ``session.updated``,
+``alert.unsilenced``, ``anomaly.detected``, ``session.opened``, ``session.updated``,
 ``optimization.analysed``, ``metric.window``.
 """
 
@@ -93,6 +93,11 @@ def _silence(record: Envelope) -> Summary:
             "ends_at": p.ends_at.isoformat()}  # fmt: skip
 
 
+def _unsilence(record: Envelope) -> Summary:
+    p: Any = record.payload
+    return {**_base(record, "alert.unsilenced"), "silence_id": p.silence_id, "expired_by": p.expired_by}
+
+
 def _anomaly(record: Envelope) -> Summary:
     p: Any = record.payload
     return {
@@ -138,6 +143,7 @@ _BUILDERS: dict[str, Callable[[Envelope], Summary]] = {
     "AlertNotified": _alert_notified,
     "AlertAcknowledged": _alert_acknowledged,
     "SilenceCreated": _silence,
+    "SilenceExpired": _unsilence,
     "AnomalyDetected": _anomaly,
     "SessionOpened": _session,
     **dict.fromkeys(_SESSION_TYPES, lambda r: _session(r, "session.updated")),

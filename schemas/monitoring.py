@@ -204,6 +204,19 @@ class SilenceCreated(Envelope):
     payload: SilencePayload
 
 
+class SilenceExpiredPayload(FrozenModel):
+    """A silence ended before its time: the alerts it muted are notified again from then on."""
+
+    silence_id: Identifier
+    expired_by: str = Field(default="", max_length=128)
+
+
+class SilenceExpired(Envelope):
+    type: Literal["SilenceExpired"] = "SilenceExpired"
+    schema_version: Literal[1] = 1
+    payload: SilenceExpiredPayload
+
+
 class AlertRaisedPayload(FrozenModel):
     """An alert raised by hand or by an outside system; ``status: resolved`` ends it."""
 
@@ -281,6 +294,7 @@ MONITORING_RECORDS = (
     AlertRuleDefined,
     AlertRuleDeleted,
     SilenceCreated,
+    SilenceExpired,
     AlertRaised,
     AlertAcknowledged,
     WorkerHeartbeat,

@@ -52,6 +52,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "AlertRuleDefined": topics.ALERT_CONTROL,
     "AlertRuleDeleted": topics.ALERT_CONTROL,
     "SilenceCreated": topics.ALERT_CONTROL,
+    "SilenceExpired": topics.ALERT_CONTROL,
     "AlertRaised": topics.ALERT_CONTROL,
     "AlertAcknowledged": topics.ALERT_CONTROL,
     "WorkerHeartbeat": topics.WORKER_HEARTBEATS,

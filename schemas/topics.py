@@ -23,7 +23,7 @@ ALERTS: Final = "alerts"
 ALERT_CONTROL: Final = "alert-control"
 """Alert rules, silences and alerts raised from outside.
 
-AlertRuleDefined, AlertRuleDeleted, SilenceCreated, AlertRaised, AlertAcknowledged."""
+AlertRuleDefined, AlertRuleDeleted, SilenceCreated, SilenceExpired, AlertRaised, AlertAcknowledged."""
 TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
 OPTIMIZATIONS: Final = "optimizations"
 WORKER_HEARTBEATS: Final = "worker-heartbeats"

@@ -3,10 +3,10 @@
 Input topics: ``metric-panes`` (half-second panes of every series from each
 source partition, with its watermark; see ``streams.metrics``), ``anomalies``
 (``AnomalyDetected``) and ``alert-control`` (``AlertRuleDefined``,
-``AlertRuleDeleted``, ``SilenceCreated``, ``AlertRaised``), one partition
-each: one worker holds every tenant's rules, alert states and notification
-state, which grouping and inhibition need in one place (the volume is panes
-per series and second, not events).
+``AlertRuleDeleted``, ``SilenceCreated``, ``SilenceExpired``, ``AlertRaised``),
+one partition each: one worker holds every tenant's rules, alert states and
+notification state, which grouping and inhibition need in one place (the
+volume is panes per series and second, not events).
 Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
 Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
@@ -83,6 +83,7 @@ from schemas.monitoring import (
     AnomalyDetected,
     ChannelRef,
     SilenceCreated,
+    SilenceExpired,
     SilencePayload,
 )
 from schemas.registry import decode, to_json
@@ -345,6 +346,12 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
         tenant.compiled = None
     elif isinstance(record, SilenceCreated):
         tenant.silences = [s for s in tenant.silences if s.ends_at.timestamp() > time.time()] + [record.payload]
+    elif isinstance(record, SilenceExpired):
+        tenant.silences = [
+            s.model_copy(update={"ends_at": min(s.ends_at, record.occurred_at)})
+            if s.silence_id == record.payload.silence_id else s
+            for s in tenant.silences
+        ]  # fmt: skip
     elif isinstance(record, AlertRaised):
         return _raised(tenant, record)
     elif isinstance(record, AnomalyDetected) and record.payload.scope and record.payload.key:
@@ -496,6 +503,7 @@ def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str,
         deliveries.append((message, targets, [f.payload for f in firings]))
     for alert_id in [a for a, f in tenant.firing.items() if not f.alert.firing]:
         del tenant.firing[alert_id]
+    tenant.marked -= {a.alert_id for n in result.notifications for a in n.alerts}  # told: a later mute is news
     return deliveries, result.muted
 
 

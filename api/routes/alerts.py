@@ -28,6 +28,8 @@ from schemas.monitoring import (
     AlertRuleSpec,
     ChannelRef,
     SilenceCreated,
+    SilenceExpired,
+    SilenceExpiredPayload,
     SilencePayload,
 )
 
@@ -199,19 +201,75 @@ async def create_silence(body: SilenceRequest, state: State, tenant: Tenant) -> 
     return payload
 
 
-class SilencesPublic(BaseModel):
+class SilencePublic(SilencePayload):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "silences": SilencePayload.model_config["json_schema_extra"]["examples"]  # type: ignore[index]
+        **SilencePayload.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index,dict-item]
+        "state": "active", "expired_at": None, "expired_by": "",
     }]})  # fmt: skip
 
-    silences: list[SilencePayload]
+    state: Literal["pending", "active", "expired"]
+    """``pending`` before ``starts_at``; ``expired`` after ``ends_at``, or since someone expired it."""
+    expired_at: datetime | None = None
+    """When it was expired by hand (``DELETE``); ``ends_at`` is then that time, or its planned end if earlier."""
+    expired_by: str = ""
+
+
+def _silence(row: dict[str, Any], now: datetime) -> SilencePublic:
+    state = "pending" if now < row["starts_at"] else "active" if now < row["ends_at"] else "expired"
+    return SilencePublic(**row, state=state)
+
+
+class SilencesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "silences": SilencePublic.model_config["json_schema_extra"]["examples"]  # type: ignore[index]
+    }]})  # fmt: skip
+
+    silences: list[SilencePublic]
 
 
 @router.get("/silences", response_model=SilencesPublic)
-async def list_silences(state: State, tenant: Tenant) -> SilencesPublic:
-    """Silences that have not expired."""
-    rows = await run_in_threadpool(alert_queries.active_silences, state.warehouse, tenant, since=datetime.now(UTC))
-    return SilencesPublic(silences=[SilencePayload(**r) for r in rows])
+async def list_silences(
+    state: State, tenant: Tenant,
+    include_expired: Annotated[bool, Query(description="Also the silences that have ended or were expired.")] = False,
+) -> SilencesPublic:  # fmt: skip
+    """Silences that have not ended (pending or active), newest first; with ``include_expired``, all of them."""
+    now = datetime.now(UTC)
+    ending_after = datetime(1970, 1, 1, tzinfo=UTC) if include_expired else now
+    rows = await run_in_threadpool(alert_queries.silences, state.warehouse, tenant, ending_after=ending_after)
+    return SilencesPublic(silences=[_silence(r, now) for r in rows])
+
+
+SilenceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", max_length=128)]
+
+
+@router.delete(
+    "/silences/{silence_id}", response_model=SilencePublic,
+    responses={404: examples.error("no such silence", "no silence 'silence-4e7a2b9c'"),
+               409: examples.error("the silence has already ended",
+                                   "silence 'silence-4e7a2b9c' ended at 2026-03-03T02:00:00+00:00")},
+)  # fmt: skip
+async def expire_silence(
+    silence_id: SilenceId, state: State, tenant: Tenant,
+    expired_by: Annotated[str, Query(max_length=128, description="Who ends it, for the record.")] = "",
+) -> SilencePublic:  # fmt: skip
+    """End a silence now (a `SilenceExpired` event): the firing alerts it muted are notified from then on, as
+    Alertmanager does when a silence expires. A pending silence is expired before it starts."""
+    rows = await run_in_threadpool(
+        alert_queries.silences, state.warehouse, tenant, ending_after=datetime(1970, 1, 1, tzinfo=UTC),
+        silence_id=silence_id,
+    )  # fmt: skip
+    row = rows[0] if rows else None
+    now = datetime.now(UTC)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence '{silence_id}'")
+    if row["ends_at"] <= now:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"silence '{silence_id}' ended at {row['ends_at'].isoformat()}")
+    record = SilenceExpired(
+        event_id=new_event_id(), occurred_at=now, tenant_id=tenant, workflow_id=MONITORING,
+        payload=SilenceExpiredPayload(silence_id=silence_id, expired_by=expired_by),
+    )  # fmt: skip
+    await state.producer.send([record])
+    return _silence({**row, "ends_at": now, "expired_at": now, "expired_by": expired_by}, now)
 
 
 class BacktestRequest(BaseModel):

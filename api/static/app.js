@@ -290,12 +290,14 @@ function globMatch(pattern, value) {
   return re.test(value ?? "");
 }
 
-function silenced(alert) {
+function silencesOf(alert) {
   const labels = { ...alert.labels, rule: alert.rule };
   const now = Date.now();
-  return view.silences.some((s) => Date.parse(s.starts_at) <= now && now < Date.parse(s.ends_at) &&
+  return view.silences.filter((s) => Date.parse(s.starts_at) <= now && now < Date.parse(s.ends_at) &&
     Object.entries(s.matchers).every(([k, v]) => globMatch(v, labels[k])));
 }
+
+const silenced = (alert) => silencesOf(alert).length > 0;
 
 function renderAlerts() {
   const container = $("[data-testid=alerts]");
@@ -316,7 +318,7 @@ function renderAlerts() {
         (a.value != null ? ` · value ${formatNumber(a.value)}` : "") +
         (a.acknowledged_by ? ` · acked by ${a.acknowledged_by}` : ""))),
     h("div", { class: "alert-actions" },
-      h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Mute its notifications for 1 hour", onclick: () => silence(a, row) }, "Silence 1h"),
+      h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Mute its notifications for 1 hour", onclick: () => (row.dataset.silenced === "true" ? unsilence(a, row) : silence(a, row)) }, "Silence 1h"),
       h("button", { type: "button", class: "ghost small", "data-testid": "alert-ack", title: "Say someone is on it", onclick: () => acknowledge(a, row) }, "Acknowledge")));
     markDone(row);
     return row;
@@ -326,9 +328,10 @@ function renderAlerts() {
 function markDone(row) {
   const silenceButton = $("[data-testid=alert-silence]", row);
   const ackButton = $("[data-testid=alert-ack]", row);
-  if (row.dataset.silenced === "true") silenceButton.textContent = "Silenced";
+  const muted = row.dataset.silenced === "true";
+  silenceButton.textContent = muted ? "Unsilence" : "Silence 1h";
+  silenceButton.title = muted ? "End the silences that mute it: it is notified again" : "Mute its notifications for 1 hour";
   if (row.dataset.acked === "true") ackButton.textContent = "Acknowledged";
-  silenceButton.disabled = row.dataset.silenced === "true";
   ackButton.disabled = row.dataset.acked === "true";
 }
 
@@ -343,6 +346,20 @@ async function silence(alert, row) {
     view.silences.push(made);
     row.dataset.silenced = "true";
   }
+  markDone(row);
+}
+
+async function unsilence(alert, row) {
+  const button = $("[data-testid=alert-silence]", row);
+  button.disabled = true;
+  for (const s of silencesOf(alert)) {
+    const ended = await load("Unsilence", () => api(`/api/workflows/monitoring/silences/${encodeURIComponent(s.silence_id)}`, {
+      method: "DELETE", params: { expired_by: "dashboard" },
+    }));
+    if (ended) view.silences = view.silences.filter((other) => other.silence_id !== s.silence_id);
+  }
+  button.disabled = false;
+  row.dataset.silenced = silenced(alert) ? "true" : "false";
   markDone(row);
 }
 

@@ -99,7 +99,7 @@ def test_a_failing_run_produced_now_appears_as_failed_without_reload(dashboard, 
     record("live_update_ms", round(latency, 1))
 
 
-def test_an_alert_raised_by_hand_is_silenced_from_the_page(dashboard, http):
+def test_an_alert_raised_by_hand_is_silenced_and_unsilenced_from_the_page(dashboard, http):
     alert_id = f"browser-{uuid.uuid4().hex[:8]}"
     labels = {"workflow": "deploy-announcement", "source": "browser-test", "check": alert_id}
     body = {"alert_id": alert_id, "rule": "manual", "severity": "high", "labels": labels,
@@ -123,6 +123,16 @@ def test_an_alert_raised_by_hand_is_silenced_from_the_page(dashboard, http):
     found = eventually(silenced)
     assert found, http.get("/api/workflows/monitoring/silences").text
     assert not dashboard.is_visible("[data-testid=error-banner]")
+
+    button = dashboard.locator(f"{row} [data-testid=alert-silence]")
+    assert button.text_content() == "Unsilence"
+    button.click()  # ends the silence: the alert is notified again
+    dashboard.wait_for_selector(f"{row}:not([data-silenced=true])", timeout=WAIT_MS)
+    assert button.text_content() == "Silence 1h"
+    assert eventually(lambda: not silenced()), http.get("/api/workflows/monitoring/silences").text
+    history = http.get("/api/workflows/monitoring/silences", params={"include_expired": "true"}).json()["silences"]
+    ended = [s for s in history if s["silence_id"] in {f["silence_id"] for f in found}]
+    assert [(s["state"], s["expired_by"]) for s in ended] == [("expired", "dashboard")]
 
 
 def test_an_alert_acknowledged_from_the_page_is_acknowledged_in_the_api(dashboard, http):

@@ -74,7 +74,43 @@ async def test_silences_are_created_and_listed_until_they_expire(http):
 
     [silence] = await eventually(listed)
     assert silence["matchers"] == {"workflow": "billing-*"} and silence["comment"] == "maintenance"
+    assert silence["state"] == "active" and silence["expired_at"] is None
     assert (await http.post(f"{BASE}/silences", json={"matchers": {}, "duration_s": 5}, headers=KEY)).status_code == 422
+    later = {**body, "starts_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    pending_id = (await http.post(f"{BASE}/silences", json=later, headers=KEY)).json()["silence_id"]
+
+    async def pending():
+        silences = (await http.get(f"{BASE}/silences", headers=KEY)).json()["silences"]
+        return [s for s in silences if s["silence_id"] == pending_id]
+
+    assert [s["state"] for s in await eventually(pending)] == ["pending"]
+
+
+async def test_a_silence_expired_by_hand_ends_and_stays_in_the_history(http):
+    body = {"matchers": {"workflow": "payroll-*"}, "duration_s": 3600, "created_by": "ana"}
+    silence_id = (await http.post(f"{BASE}/silences", json=body, headers=KEY)).json()["silence_id"]
+
+    async def find(**params):
+        silences = (await http.get(f"{BASE}/silences", params=params, headers=KEY)).json()["silences"]
+        return [s for s in silences if s["silence_id"] == silence_id]
+
+    await eventually(find)
+    assert (await http.delete(f"{BASE}/silences/{silence_id}", headers=auth("key-a"))).status_code == 404  # tenant
+    expired = await http.delete(f"{BASE}/silences/{silence_id}", params={"expired_by": "bo"}, headers=KEY)
+    assert expired.status_code == 200
+    assert (expired.json()["state"], expired.json()["expired_by"]) == ("expired", "bo")
+
+    async def gone():
+        return await find() == []
+
+    await eventually(gone)
+    [kept] = await find(include_expired="true")
+    assert (kept["state"], kept["expired_by"], kept["created_by"]) == ("expired", "bo", "ana")
+    assert kept["ends_at"] == kept["expired_at"] and kept["matchers"] == {"workflow": "payroll-*"}
+    again = await http.delete(f"{BASE}/silences/{silence_id}", headers=KEY)
+    assert again.status_code == 409 and "ended at" in again.json()["detail"]
+    assert (await http.delete(f"{BASE}/silences/silence-nope", headers=KEY)).status_code == 404
+    assert (await http.delete(f"{BASE}/silences/bad%20id", headers=KEY)).status_code == 422
 
 
 def run_result(workflow: str, at: float, *, ok: bool):

@@ -218,13 +218,15 @@ async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
         assert len(await slack_text()) == 2  # firing, then resolved
 
 
-async def test_a_silenced_alert_is_recorded_as_muted_and_not_notified(stack):
+async def test_a_silenced_alert_is_muted_until_its_silence_is_expired(stack):
     serve, _worker, _sandbox, receiver, _smtp = stack
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
         silence = {"matchers": {"host": "db2"}, "duration_s": 600, "comment": "maintenance"}
         silence_id = (await http.post("/api/workflows/monitoring/silences", json=silence, headers=KEY)).json()[
             "silence_id"
         ]
+        hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"}}  # as the first test stores it
+        assert (await http.put("/api/credentials/ops-hook", json=hook, headers=KEY)).is_success
         channel = {"type": "webhook", "credential_id": "ops-hook"}
         body = {"alert_id": "disk-full-db2", "rule": "disk_full_db2", "labels": {"host": "db2"}, "channels": [channel]}
         await asyncio.sleep(2)  # the silence reaches the agent first (same topic, earlier offset)
@@ -237,7 +239,25 @@ async def test_a_silenced_alert_is_recorded_as_muted_and_not_notified(stack):
         [alert] = await eventually(muted)
         assert alert["muted"] == f"silenced:{silence_id}" and alert["state"] == "firing"
         assert alert["notifications"] == 0 and alert["failed_deliveries"] == 0
-        assert not [m for _, m in receiver.received if any(a["rule"] == "disk_full_db2" for a in m.get("alerts", []))]
+
+        def told() -> list[dict[str, Any]]:
+            return [m for _, m in receiver.received if any(a["rule"] == "disk_full_db2" for a in m.get("alerts", []))]
+
+        assert not told()
+        expired = await http.delete(f"/api/workflows/monitoring/silences/{silence_id}", headers=KEY)
+        assert expired.status_code == 200
+
+        async def notified():  # the silence is over: the alert it muted is told, as firing
+            return told()
+
+        [message] = await eventually(notified)
+        assert message["status"] == "firing" and message["reason"] == "firing"
+
+        async def unmuted():
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": "disk_full_db2"}, headers=KEY)
+            return [a for a in r.json()["alerts"] if a["notifications"] == 1 and a["muted"] is None]
+
+        await eventually(unmuted)
 
 
 async def test_a_rules_rolling_window_survives_a_killed_worker(stack):

@@ -11,7 +11,7 @@ from projections.live import LiveHub
 from projections.slicing import LogRecord, project_slice
 from projections.summaries import summarize
 from schemas import topics
-from schemas.monitoring import AlertAcknowledged, AlertFired, AnomalyDetected, SilenceCreated
+from schemas.monitoring import AlertAcknowledged, AlertFired, AnomalyDetected, SilenceCreated, SilenceExpired
 from schemas.registry import encode
 from schemas.workflows import WorkflowDefined
 from tests.factories import failed_run, run_with_retry
@@ -58,6 +58,9 @@ def test_a_failed_run_carries_its_error_and_everything_is_json():
                         workflow_id="all", payload={"silence_id": "s-1", "matchers": {"rule": "x"}, "starts_at": NOW,
                                                     "ends_at": NOW}),
          "alert.silenced", "silence_id", "s-1"),
+        (SilenceExpired(event_id="00000000-0000-4000-8000-000000000006", occurred_at=NOW, tenant_id="t",
+                        workflow_id="all", payload={"silence_id": "s-1", "expired_by": "ana"}),
+         "alert.unsilenced", "expired_by", "ana"),
         (AnomalyDetected(event_id="00000000-0000-4000-8000-000000000004", occurred_at=NOW, tenant_id="t",
                          workflow_id="wf", payload={"series": "workflow:wf:latency_p95_ms", "scope": "workflow",
                                                     "key": "wf", "metric": "latency_p95_ms", "value": 900.0,
