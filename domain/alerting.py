@@ -127,10 +127,11 @@ def builtin_rules(*, cooldown_s: float | None = None) -> list[Rule]:
     return [
         Rule("performance_degradation", Condition.parse("latency_p95_ms > 2.0 x baseline"), severity="high",
              cooldown_s=300.0 if cooldown_s is None else cooldown_s,
-             annotations=(("summary", "p95 latency above twice its baseline"),)),
+             annotations=(("summary", 'p95 latency {{ $value | printf "%.0f" }} ms, above twice its baseline of '
+                                      '{{ $baseline | printf "%.0f" }} ms'),)),
         Rule("error_rate_increase", Condition.parse("error_rate > 0.1"), severity="critical",
              cooldown_s=600.0 if cooldown_s is None else cooldown_s,
-             annotations=(("summary", "more than 10% of runs fail"),)),
+             annotations=(("summary", "{{ $value | humanizePercentage }} of runs fail (more than 10%)"),)),
     ]  # fmt: skip
 
 

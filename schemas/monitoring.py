@@ -128,7 +128,8 @@ class ChannelRef(FrozenModel):
 
 EXAMPLE_RULE: dict[str, Any] = {
     "name": "slack-failing", "condition": "error_rate > 0.1", "scope": "service", "match": "slack", "for_s": 120,
-    "severity": "high", "annotations": {"summary": "Slack calls fail: team notifications are not sent"},
+    "severity": "high",
+    "annotations": {"summary": "Slack calls fail ({{ $value | humanizePercentage }}): team notifications are not sent"},
     "channels": [{"type": "webhook", "credential_id": "ops-slack-webhook", "format": "slack"},
                  {"type": "email", "to": ["oncall@example.com"]}],
 }  # fmt: skip
@@ -150,7 +151,11 @@ class AlertRuleSpec(FrozenModel):
         default=None, ge=0, le=7 * 86400, description="Between repeated notifications; unset: the deployment default."
     )
     labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text told with the alert; templates such as {{ $value | humanizePercentage }}, "
+        "{{ $baseline }} and {{ $labels.service }} are filled in when it fires.",
+    )
     group_by: tuple[str, ...] = ("rule",)
     channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
     enabled: bool = True

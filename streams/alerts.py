@@ -63,6 +63,7 @@ from domain.alerting import (
     plan_notifications,
     rule_from_spec,
 )
+from domain.annotations import render
 from domain.detection import workflow_of
 from domain.rolling import PaneSeries, SavedSeries, aligned, join, split
 from domain.windows import Clock, Partial, Series, WindowSummary
@@ -448,7 +449,7 @@ def _evaluate(
         common = {"occurred_at": occurred_at, "tenant_id": tenant_id, "workflow_id": workflow_of(series)}
         event_id = deterministic_event_id(alert_id, str(transition), repr(at))
         if transition == "fired":
-            payload = _payload(alert_id, rule, series, value, started_at=occurred_at)
+            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline())
             tenant.firing[alert_id] = Firing(_alert(alert_id, rule, payload, firing=True), payload, spec.channels)
             events.append(AlertFired(event_id=event_id, payload=payload, **common))
         elif transition == "resolved" and alert_id in tenant.firing:
@@ -457,13 +458,16 @@ def _evaluate(
             payload = firing.payload.model_copy(update={"value": value})
             events.append(AlertResolved(event_id=event_id, payload=payload, **common))
         elif transition in ("pending", "cleared"):
-            payload = _payload(alert_id, rule, series, value, started_at=occurred_at)
+            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline())
             kind = AlertPending if transition == "pending" else AlertCleared
             events.append(kind(event_id=event_id, payload=payload, **common))
     return events
 
 
-def _payload(alert_id: str, rule: Rule, series: Series, value: float, started_at: datetime) -> AlertPayload:
+def _payload(
+    alert_id: str, rule: Rule, series: Series, value: float, started_at: datetime, baseline: float | None
+) -> AlertPayload:
+    """The alert as it is recorded and told: its labels, and its annotations with their templates filled in."""
     _tenant, scope, key, service = series
     labels = {"scope": scope, "key": key, "severity": rule.severity, **dict(rule.labels)}
     workflow = workflow_of(series)
@@ -472,8 +476,9 @@ def _payload(alert_id: str, rule: Rule, series: Series, value: float, started_at
     if service:
         labels["service"] = service
     summary = f"{scope} {key}: {rule.condition.metric} {value:g} ({rule.condition})"
+    annotations = {name: render(text, value=value, labels=labels, baseline=baseline) for name, text in rule.annotations}
     return AlertPayload(alert_id=alert_id, rule=rule.name, severity=rule.severity, labels=labels,
-                        annotations={"summary": summary, **dict(rule.annotations)}, value=value,
+                        annotations={"summary": summary, **annotations}, value=value,
                         started_at=started_at)  # fmt: skip
 
 

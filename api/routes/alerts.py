@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from api import examples
 from api.deps import State, Tenant
 from domain.alerting import RuleError, backtest, builtin_specs, rule_from_spec
+from domain.annotations import TemplateError
+from domain.annotations import check as check_template
 from domain.rolling import pane_config, replay_ticks
 from flowledger.settings import Settings
 from projections import alert_queries
@@ -44,7 +46,7 @@ RULE: dict[str, Any] = {"rule": EXAMPLE_RULE, "version": 3, "builtin": False, "u
 ALERT: dict[str, Any] = {
     "alert_id": "a-5f0c9e1d2b7a", "state": "resolved", "rule": "slack-failing", "severity": "high",
     "labels": {"rule": "slack-failing", "service": "slack", "tenant": examples.TENANT},
-    "annotations": {"summary": "Slack calls fail: team notifications are not sent"}, "value": 0.31,
+    "annotations": {"summary": "Slack calls fail (31%): team notifications are not sent"}, "value": 0.31,
     "pending_at": "2026-03-02T09:15:00Z", "fired_at": "2026-03-02T09:17:00Z",
     "resolved_at": "2026-03-02T09:41:00Z",
     "last_seen": "2026-03-02T09:41:00Z", "notifications": 2, "failed_deliveries": 0,
@@ -77,6 +79,11 @@ def _checked(spec: AlertRuleSpec, settings: Settings) -> AlertRuleSpec:
         rule_from_spec(spec, default_cooldown_s=settings.monitoring_alert_cooldown)
     except RuleError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    for name, text in spec.annotations.items():
+        try:
+            check_template(text)
+        except TemplateError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"annotation '{name}': {exc}") from exc
     longest = settings.flowledger_metrics_window_s * settings.flowledger_metrics_empty_windows
     if spec.range_s is not None and not settings.flowledger_alert_pane_s <= spec.range_s <= longest:
         raise HTTPException(

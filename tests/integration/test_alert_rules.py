@@ -30,6 +30,9 @@ async def test_rules_are_listed_defined_versioned_and_deleted(http):
     too_long = await http.post(f"{BASE}/rules", json={"name": name, "condition": "error_rate > 0.2",
                                                        "range_s": 86400}, headers=KEY)  # fmt: skip
     assert too_long.status_code == 422 and "range_s must be between" in too_long.text
+    templated = {"name": name, "condition": "error_rate > 0.2", "annotations": {"summary": "{{ $value | upper }}"}}
+    bad_template = await http.post(f"{BASE}/rules", json=templated, headers=KEY)
+    assert bad_template.status_code == 422 and "annotation 'summary'" in bad_template.text
 
     spec = {"name": name, "condition": "latency_p95_ms > 3 x baseline", "scope": "step", "for_s": 120}
     created = await http.post(f"{BASE}/rules", json=spec, headers=KEY)

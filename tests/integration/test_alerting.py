@@ -92,7 +92,9 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         channels = [{"type": "webhook", "credential_id": "ops-hook"}, {"type": "email", "to": ["ops@example.com"]},
                     {"type": "log"}]  # fmt: skip
         rule = {"name": "error_rate_increase", "condition": "error_rate > 0.1", "severity": "critical",
-                "cooldown_s": COOLDOWN_S, "channels": channels}  # fmt: skip
+                "cooldown_s": COOLDOWN_S, "channels": channels,
+                "annotations": {"summary": "{{ $labels.workflow }}: {{ $value | humanizePercentage }} of runs fail",
+                                "runbook": "https://runbooks.example/{{ $labels.workflow }}"}}  # fmt: skip
         assert (
             await http.put("/api/workflows/monitoring/rules/error_rate_increase", json=rule, headers=KEY)
         ).is_success
@@ -145,6 +147,8 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         first = firing[0][1]["alerts"][0]
         assert (first["rule"], first["severity"], first["labels"]["workflow"]) == (
             "error_rate_increase", "critical", "wf-alerting")  # fmt: skip
+        summary = f"wf-alerting: {first['value'] * 100:.4g}% of runs fail"  # the templates, filled in
+        assert first["annotations"] == {"summary": summary, "runbook": "https://runbooks.example/wf-alerting"}
         latency = firing[0][0] - failing_from
         print(f"first failure -> webhook notification: {latency:.2f} s")
         assert latency < 20
@@ -152,7 +156,7 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         async def mailed():
             return [m for m in smtp.messages if b"error_rate_increase" in m.content]
 
-        await eventually(mailed, timeout_s=10)
+        assert summary.encode() in (await eventually(mailed, timeout_s=10))[0].content
         assert TOKEN not in worker.log.read_text()
 
         async def history():
