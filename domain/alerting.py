@@ -15,6 +15,7 @@ the alert was not firing (an incident does not become the new normal), and
 only once ``BASELINE_MIN_POINTS`` windows have been seen.
 
 Notification (Alertmanager's half), see ``plan_notifications``: alerts are
+routed by their labels (``routed``) to channels besides their rule's, and
 grouped by their rule's ``group_by`` labels and a group is told once about
 everything new in it; a firing alert is repeated at most once per its rule's
 cooldown; silences (label matchers with an expiry) and inhibition rules (a
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from domain.rolling import aligned
-from schemas.monitoring import AlertRuleSpec
+from schemas.monitoring import AlertRoute, AlertRuleSpec, ChannelRef
 
 Severity = Literal["low", "medium", "high", "critical"]
 Scope = Literal["tenant", "workflow", "step", "service"]
@@ -242,6 +243,27 @@ class InhibitRule:
     source: Mapping[str, str]
     target: Mapping[str, str]
     equal: tuple[str, ...] = ()
+    within: tuple[tuple[str, str], ...] = ()
+    """``(source label, target label)`` pairs: the source's value is one of the target's comma-separated values
+    (a service's alert explains the alert of a workflow whose ``services`` include that service)."""
+
+    def mutes(self, source: Mapping[str, str], target: Mapping[str, str]) -> bool:
+        """Whether a firing alert labelled ``source`` mutes one labelled ``target`` (both with their ``rule``)."""
+        return (_matches(self.source, source) and _matches(self.target, target)
+                and all(source.get(n) == target.get(n) for n in self.equal)
+                and all(source.get(s, "") in target.get(t, "").split(",") for s, t in self.within))  # fmt: skip
+
+
+def routed(routes: Iterable[AlertRoute], labels: Mapping[str, str]) -> list[ChannelRef]:
+    """The channels of the routes an alert labelled ``labels`` (with its ``rule`` and ``severity``) takes: the
+    first matching route, and the ones after it while a match says ``continue_matching``."""
+    channels: list[ChannelRef] = []
+    for route in routes:
+        if _matches(route.matchers, labels):
+            channels += route.channels
+            if not route.continue_matching:
+                break
+    return channels
 
 
 @dataclass(frozen=True)
@@ -263,7 +285,7 @@ class NotifierState:
 class Plan:
     notifications: list[Notification]
     muted: dict[str, str]
-    """alert id -> why it was not notified: ``silenced:<id>``, ``inhibited`` or ``cooldown``."""
+    """alert id -> why it was not notified: ``silenced:<silence id>``, ``inhibited:<alert id>`` or ``cooldown``."""
 
 
 def plan_notifications(
@@ -315,14 +337,11 @@ def _muted(alerts: list[Alert], silences: list[Silence], inhibit: list[InhibitRu
             muted[alert.alert_id] = f"silenced:{silence.silence_id}"
             continue
         labels = {**alert.labels, "rule": alert.rule}
-        for rule in inhibit:
-            if not _matches(rule.target, labels):
-                continue
-            for source in sources:
-                source_labels = {**source.labels, "rule": source.rule}
-                if (source.alert_id != alert.alert_id and _matches(rule.source, source_labels)
-                        and all(source_labels.get(n) == labels.get(n) for n in rule.equal)):  # fmt: skip
-                    muted[alert.alert_id] = "inhibited"
+        source = next((source for rule in inhibit for source in sources
+                       if source.alert_id != alert.alert_id and rule.mutes({**source.labels, "rule": source.rule},
+                                                                           labels)), None)  # fmt: skip
+        if source is not None:
+            muted[alert.alert_id] = f"inhibited:{source.alert_id}"
     return muted
 
 

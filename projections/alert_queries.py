@@ -39,6 +39,14 @@ WHERE ends_at > {since:DateTime64(3, 'UTC')}
 ORDER BY starts_at DESC, silence_id
 """
 
+SELECT_ROUTES = """
+SELECT payload, occurred_at
+FROM events
+WHERE tenant_id = {tenant:String} AND type = 'AlertRoutesDefined'
+ORDER BY occurred_at DESC, event_id DESC
+LIMIT 1
+"""
+
 REPLAYED_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate", "throughput_per_s",
                               "count", "failures", "cost_sum"})  # fmt: skip
 """Metrics a backtest rebuilds from stored step and run events (anomaly scores are not rebuilt)."""
@@ -120,6 +128,14 @@ def silences(wh: Warehouse, tenant: str, *, ending_after: datetime, silence_id: 
          "expired_at": _utc(r["expired_at"]) if r["expired_at"] is not None else None}
         for r in rows
     ]  # fmt: skip
+
+
+def current_routes(wh: Warehouse, tenant: str) -> dict[str, Any] | None:
+    """The tenant's latest routes (``routes``, ``version``, ``updated_at``), None if it never defined any."""
+    rows = wh.query_dicts(SELECT_ROUTES, {"tenant": tenant})
+    if not rows:
+        return None
+    return {**orjson.loads(rows[0]["payload"]), "updated_at": _utc(rows[0]["occurred_at"])}
 
 
 def _utc(value: datetime) -> datetime:

@@ -122,7 +122,11 @@ class ChannelRef(FrozenModel):
     credential_id: Identifier | None = Field(
         default=None, description="webhook: the stored credential whose `url` is the endpoint."
     )
-    format: Literal["json", "slack"] = "json"
+    format: Literal["json", "slack", "alertmanager"] = Field(
+        default="json",
+        description="webhook: Flowledger's JSON, Slack's {'text': ...}, or Alertmanager's webhook payload "
+        "(version 4), for receivers built for Alertmanager.",
+    )
     to: tuple[str, ...] = Field(default=(), max_length=20, description="email: recipients.")
 
 
@@ -186,6 +190,42 @@ class AlertRuleDeleted(Envelope):
     type: Literal["AlertRuleDeleted"] = "AlertRuleDeleted"
     schema_version: Literal[1] = 1
     payload: AlertRuleDeletedPayload
+
+
+class AlertRoute(FrozenModel):
+    """Where the alerts whose labels match go, besides their rule's own channels (Alertmanager's routes)."""
+
+    matchers: dict[str, str] = Field(
+        default_factory=dict,
+        description="label -> glob over the alert's labels, its `rule` and `severity`; every one must match. "
+        "Empty: every alert.",
+    )
+    channels: tuple[ChannelRef, ...] = Field(min_length=1, max_length=10)
+    continue_matching: bool = Field(
+        default=False,
+        description="Also try the routes after this one when it matches (Alertmanager's `continue`); by default "
+        "the first match wins.",
+    )
+
+
+EXAMPLE_ROUTES: list[Any] = [
+    {"matchers": {"severity": "critical"}, "channels": [{"type": "webhook", "credential_id": "pager",
+                                                         "format": "alertmanager"}], "continue_matching": True},
+    {"matchers": {"workflow": "billing-*"}, "channels": [{"type": "email", "to": ["billing-oncall@example.com"]}]},
+]  # fmt: skip
+
+
+class AlertRoutesDefinedPayload(FrozenModel):
+    """The tenant's routes, in order; they replace the previous ones (an empty list removes them)."""
+
+    routes: tuple[AlertRoute, ...] = Field(default=(), max_length=100)
+    version: int = Field(ge=1)
+
+
+class AlertRoutesDefined(Envelope):
+    type: Literal["AlertRoutesDefined"] = "AlertRoutesDefined"
+    schema_version: Literal[1] = 1
+    payload: AlertRoutesDefinedPayload
 
 
 class SilencePayload(FrozenModel):
@@ -298,6 +338,7 @@ MONITORING_RECORDS = (
     AlertCleared,
     AlertRuleDefined,
     AlertRuleDeleted,
+    AlertRoutesDefined,
     SilenceCreated,
     SilenceExpired,
     AlertRaised,

@@ -51,6 +51,7 @@ TOPIC_BY_TYPE: dict[str, str] = {
     "AlertCleared": topics.ALERTS,
     "AlertRuleDefined": topics.ALERT_CONTROL,
     "AlertRuleDeleted": topics.ALERT_CONTROL,
+    "AlertRoutesDefined": topics.ALERT_CONTROL,
     "SilenceCreated": topics.ALERT_CONTROL,
     "SilenceExpired": topics.ALERT_CONTROL,
     "AlertRaised": topics.ALERT_CONTROL,

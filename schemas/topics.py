@@ -21,9 +21,10 @@ METRIC_PANES: Final = "metric-panes"
 ANOMALIES: Final = "anomalies"
 ALERTS: Final = "alerts"
 ALERT_CONTROL: Final = "alert-control"
-"""Alert rules, silences and alerts raised from outside.
+"""Alert rules, routes, silences and alerts raised from outside.
 
-AlertRuleDefined, AlertRuleDeleted, SilenceCreated, SilenceExpired, AlertRaised, AlertAcknowledged."""
+AlertRuleDefined, AlertRuleDeleted, AlertRoutesDefined, SilenceCreated, SilenceExpired, AlertRaised,
+AlertAcknowledged."""
 TROUBLESHOOTING_SESSIONS: Final = "troubleshooting-sessions"
 OPTIMIZATIONS: Final = "optimizations"
 WORKER_HEARTBEATS: Final = "worker-heartbeats"

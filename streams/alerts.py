@@ -3,17 +3,19 @@
 Input topics: ``metric-panes`` (half-second panes of every series from each
 source partition, with its watermark; see ``streams.metrics``), ``anomalies``
 (``AnomalyDetected``) and ``alert-control`` (``AlertRuleDefined``,
-``AlertRuleDeleted``, ``SilenceCreated``, ``SilenceExpired``, ``AlertRaised``),
-one partition each: one worker holds every tenant's rules, alert states and
-notification state, which grouping and inhibition need in one place (the
-volume is panes per series and second, not events).
+``AlertRuleDeleted``, ``AlertRoutesDefined``, ``SilenceCreated``,
+``SilenceExpired``, ``AlertRaised``), one partition each: one worker holds
+every tenant's rules, routes, alert states and notification state, which
+grouping and inhibition need in one place (the volume is panes per series and
+second, not events).
 Output topic: ``alerts`` (``AlertPending``, ``AlertCleared``, ``AlertFired``,
 ``AlertResolved``, and an ``AlertNotified`` per delivery attempt and channel).
-Table: ``alert_state`` (tenant -> rules, silences, rule states, notifier
-state; ``\x1e<series>`` -> that series' open panes and the starts of the
-closed ones its ranges hold, ``\x1e<series>\x1d<chunk>`` -> its closed panes
-of ten seconds; pickled) and the panes' clock under ``__panes__``, written at
-a checkpoint (``CHECKPOINT_S``) after the batch's alerts were acknowledged.
+Table: ``alert_state`` (tenant -> rules, routes, silences, rule states,
+notifier state; ``\x1e<series>`` -> that series' open panes and the starts of
+the closed ones its ranges hold, ``\x1e<series>\x1d<chunk>`` -> its closed
+panes of ten seconds; pickled) and the panes' clock under ``__panes__``,
+written at a checkpoint (``CHECKPOINT_S``) after the batch's alerts were
+acknowledged.
 Dead letters: none here; the projector dead-letters undecodable records.
 
 Evaluation: when every source partition has finished a pane, each series
@@ -61,6 +63,7 @@ from domain.alerting import (
     builtin_specs,
     evaluate,
     plan_notifications,
+    routed,
     rule_from_spec,
 )
 from domain.annotations import render
@@ -78,6 +81,8 @@ from schemas.monitoring import (
     AlertPending,
     AlertRaised,
     AlertResolved,
+    AlertRoute,
+    AlertRoutesDefined,
     AlertRuleDefined,
     AlertRuleDeleted,
     AlertRuleSpec,
@@ -100,8 +105,12 @@ DELIVERY_ATTEMPTS = 3
 DELIVERY_BACKOFF_S = 1.0
 LONGEST_RANGE_S = PANES.size_s * PANES.empty_windows
 """A quiet series keeps ticking (on empty panes) this long: a longer range could keep an alert firing forever."""
-INHIBIT = [InhibitRule(source={"scope": "service"}, target={"scope": "step"}, equal=("service",))]
-"""A service's alert mutes the alerts of the steps that call that service."""
+INHIBIT = [
+    InhibitRule(source={"scope": "service"}, target={"scope": "step"}, equal=("service",)),
+    InhibitRule(source={"scope": "service"}, target={"scope": "workflow"}, within=(("service", "services"),)),
+]
+"""A service's alert mutes the alerts of the steps that call that service, and of the workflows whose steps
+called it within the alert's range (their ``services`` label)."""
 
 alert_input = app.topic(
     topics.METRIC_PANES, topics.ANOMALIES, topics.ALERT_CONTROL, value_serializer="raw", key_serializer="raw"
@@ -121,6 +130,7 @@ class Firing:
 @dataclass
 class TenantAlerts:
     rules: dict[str, AlertRuleSpec] = field(default_factory=dict)
+    routes: tuple[AlertRoute, ...] = ()
     silences: list[SilencePayload] = field(default_factory=list)
     states: dict[tuple[str, str, str], AlertState] = field(default_factory=dict)
     firing: dict[str, Firing] = field(default_factory=dict)
@@ -132,9 +142,19 @@ class TenantAlerts:
     """Series that still tick: panes pending, or the empty panes a quiet series is owed."""
     anomalies: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     """(scope, key) -> (end of the anomalous window, its highest score)."""
+    calls: dict[str, dict[str, float]] = field(default_factory=dict)
+    """workflow -> service -> start of the latest pane in which one of its steps called that service."""
 
     compiled: list[tuple[Rule, AlertRuleSpec]] | None = None
     """The rules in force, parsed; None after a rule changed."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle a state saved before a field was added: the new field starts empty."""
+        self.__dict__.update({**TenantAlerts().__dict__, **state})
+
+    def services_of(self, workflow: str, *, since: float) -> list[str]:
+        """The services the workflow's steps called since ``since``."""
+        return sorted(s for s, at in self.calls.get(workflow, {}).items() if at >= since)
 
     def effective_rules(self) -> list[tuple[Rule, AlertRuleSpec]]:
         if self.compiled is None:
@@ -345,6 +365,8 @@ def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
     elif isinstance(record, AlertRuleDeleted):
         tenant.rules.pop(record.payload.name, None)
         tenant.compiled = None
+    elif isinstance(record, AlertRoutesDefined):
+        tenant.routes = record.payload.routes
     elif isinstance(record, SilenceCreated):
         tenant.silences = [s for s in tenant.silences if s.ends_at.timestamp() > time.time()] + [record.payload]
     elif isinstance(record, SilenceExpired):
@@ -392,7 +414,11 @@ def add_panes(message: dict[str, Any]) -> None:
         series: Series = tuple(items)  # (tenant, scope, key, service)
         state = store.load_series(series)
         if state.windows.add(partition, start, Partial.from_json(partial)):
-            store.load(series[0]).active.add(series)
+            tenant = store.load(series[0])
+            tenant.active.add(series)
+            if series[1] == "step" and series[3]:
+                called = tenant.calls.setdefault(workflow_of(series), {})
+                called[series[3]] = max(start, called.get(series[3], start))
             store.touched.add(series[0])
             store.touched_series.add(series)
     if message["wm"] is not None:
@@ -448,8 +474,9 @@ def _evaluate(
         occurred_at = datetime.fromtimestamp(at, UTC)
         common = {"occurred_at": occurred_at, "tenant_id": tenant_id, "workflow_id": workflow_of(series)}
         event_id = deterministic_event_id(alert_id, str(transition), repr(at))
+        services = tenant.services_of(key, since=at - span) if scope == "workflow" else []
         if transition == "fired":
-            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline())
+            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline(), services)
             tenant.firing[alert_id] = Firing(_alert(alert_id, rule, payload, firing=True), payload, spec.channels)
             events.append(AlertFired(event_id=event_id, payload=payload, **common))
         elif transition == "resolved" and alert_id in tenant.firing:
@@ -458,16 +485,18 @@ def _evaluate(
             payload = firing.payload.model_copy(update={"value": value})
             events.append(AlertResolved(event_id=event_id, payload=payload, **common))
         elif transition in ("pending", "cleared"):
-            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline())
+            payload = _payload(alert_id, rule, series, value, occurred_at, state.learned_baseline(), services)
             kind = AlertPending if transition == "pending" else AlertCleared
             events.append(kind(event_id=event_id, payload=payload, **common))
     return events
 
 
 def _payload(
-    alert_id: str, rule: Rule, series: Series, value: float, started_at: datetime, baseline: float | None
-) -> AlertPayload:
-    """The alert as it is recorded and told: its labels, and its annotations with their templates filled in."""
+    alert_id: str, rule: Rule, series: Series, value: float, started_at: datetime, baseline: float | None,
+    services: list[str],
+) -> AlertPayload:  # fmt: skip
+    """The alert as it is recorded and told: its labels (a workflow's with the services its steps called in
+    the rule's range, which inhibition reads), and its annotations with their templates filled in."""
     _tenant, scope, key, service = series
     labels = {"scope": scope, "key": key, "severity": rule.severity, **dict(rule.labels)}
     workflow = workflow_of(series)
@@ -475,6 +504,8 @@ def _payload(
         labels["workflow"] = workflow
     if service:
         labels["service"] = service
+    if services:
+        labels["services"] = ",".join(services)
     summary = f"{scope} {key}: {rule.condition.metric} {value:g} ({rule.condition})"
     annotations = {name: render(text, value=value, labels=labels, baseline=baseline) for name, text in rule.annotations}
     return AlertPayload(alert_id=alert_id, rule=rule.name, severity=rule.severity, labels=labels,
@@ -504,12 +535,16 @@ def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str,
             "status": status, "reason": notification.reason, "group": list(notification.group),
             "alerts": [f.payload.model_dump(mode="json") for f in firings],
         }  # fmt: skip
-        targets = tuple(dict.fromkeys(c for f in firings for c in f.channels))
+        targets = tuple(dict.fromkeys(c for f in firings for c in (*f.channels, *_routed(tenant, f.payload))))
         deliveries.append((message, targets, [f.payload for f in firings]))
     for alert_id in [a for a, f in tenant.firing.items() if not f.alert.firing]:
         del tenant.firing[alert_id]
     tenant.marked -= {a.alert_id for n in result.notifications for a in n.alerts}  # told: a later mute is news
     return deliveries, result.muted
+
+
+def _routed(tenant: TenantAlerts, alert: AlertPayload) -> list[ChannelRef]:
+    return routed(tenant.routes, {**alert.labels, "rule": alert.rule, "severity": alert.severity})
 
 
 async def deliver(

@@ -1,6 +1,7 @@
 """Alert rules (built-in and defined), silences, alerts, and backtests of a candidate rule over stored history."""
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -18,11 +19,15 @@ from flowledger.settings import Settings
 from projections import alert_queries
 from schemas.envelope import new_event_id
 from schemas.monitoring import (
+    EXAMPLE_ROUTES,
     EXAMPLE_RULE,
     AlertAcknowledged,
     AlertAcknowledgedPayload,
     AlertRaised,
     AlertRaisedPayload,
+    AlertRoute,
+    AlertRoutesDefined,
+    AlertRoutesDefinedPayload,
     AlertRuleDefined,
     AlertRuleDefinedPayload,
     AlertRuleDeleted,
@@ -91,7 +96,12 @@ def _checked(spec: AlertRuleSpec, settings: Settings) -> AlertRuleSpec:
             f"range_s must be between one pane ({settings.flowledger_alert_pane_s:g} s) and the time a quiet "
             f"series keeps being evaluated ({longest:g} s = metric window x empty windows), got {spec.range_s:g}",
         )
-    for channel in spec.channels:
+    _check_channels(spec.channels)
+    return spec
+
+
+def _check_channels(channels: Iterable[ChannelRef]) -> None:
+    for channel in channels:
         if channel.type == "webhook" and not channel.credential_id:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -100,7 +110,6 @@ def _checked(spec: AlertRuleSpec, settings: Settings) -> AlertRuleSpec:
             )
         if channel.type == "email" and not channel.to:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "an email channel needs recipients in 'to'")
-    return spec
 
 
 async def _rules(state: Any, tenant: str) -> list[RulePublic]:
@@ -175,6 +184,54 @@ async def delete_rule(name: RuleName, state: State, tenant: Tenant) -> Response:
     )  # fmt: skip
     await state.producer.send([record])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class RoutesRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"routes": EXAMPLE_ROUTES}]})
+
+    routes: list[AlertRoute] = Field(max_length=100, description="In order: the first match wins, unless it says "
+                                     "continue_matching. An empty list removes every route.")  # fmt: skip
+
+
+class RoutesPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"routes": EXAMPLE_ROUTES, "version": 2, "updated_at": "2026-03-01T17:45:12.030Z"}
+    ]})  # fmt: skip
+
+    routes: list[AlertRoute]
+    version: int
+    """0: no routes were ever defined."""
+    updated_at: datetime | None
+
+
+@router.get("/routes", response_model=RoutesPublic)
+async def get_routes(state: State, tenant: Tenant) -> RoutesPublic:
+    """Where alerts go by their labels, besides their rule's channels (Alertmanager's routing)."""
+    found = await run_in_threadpool(alert_queries.current_routes, state.warehouse, tenant)
+    if found is None:
+        return RoutesPublic(routes=[], version=0, updated_at=None)
+    return RoutesPublic(**found)
+
+
+@router.put("/routes", response_model=RoutesPublic, responses={422: INVALID_RULE})
+async def put_routes(body: RoutesRequest, state: State, tenant: Tenant) -> RoutesPublic:
+    """Replace the tenant's routes (an `AlertRoutesDefined` event); the alert agent uses them from its next
+    notification on, for the alerts of rules and those raised from outside alike."""
+    for i, route in enumerate(body.routes):
+        try:
+            _check_channels(route.channels)
+        except HTTPException as exc:
+            raise HTTPException(exc.status_code, f"routes[{i}]: {exc.detail}") from exc
+    found = await run_in_threadpool(alert_queries.current_routes, state.warehouse, tenant)
+    key = ("routes", tenant)
+    version = max(found["version"] if found else 0, state.assigned_versions.get(key, 0)) + 1
+    record = AlertRoutesDefined(
+        event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
+        payload=AlertRoutesDefinedPayload(routes=tuple(body.routes), version=version),
+    )  # fmt: skip
+    await state.producer.send([record])
+    state.assigned_versions[key] = version
+    return RoutesPublic(routes=body.routes, version=version, updated_at=record.occurred_at)
 
 
 class SilenceRequest(BaseModel):
@@ -372,7 +429,7 @@ class AlertPublic(BaseModel):
     notifications: int
     failed_deliveries: int
     muted: str | None = None
-    """Why it was not notified, if it was silenced (``silenced:<id>``) or inhibited."""
+    """Why it is not notified: silenced (``silenced:<silence id>``) or inhibited (``inhibited:<alert id>``)."""
     acknowledged_at: datetime | None = None
     """When someone acknowledged the current firing (an acknowledgement ends when the alert fires again)."""
     acknowledged_by: str | None = None

@@ -27,7 +27,7 @@ from projections.warehouse import Warehouse
 KEYS = {
     "key-a": "tenant-a", "key-b": "tenant-b", "key-crash": "tenant-crash", "key-gen": "tenant-gen",
     "key-history": "tenant-history", "key-patterns": "tenant-patterns",
-    "key-trouble": "tenant-trouble", "key-opt": "tenant-opt", "key-op": "*",
+    "key-trouble": "tenant-trouble", "key-opt": "tenant-opt", "key-routes": "tenant-routes", "key-op": "*",
 }  # fmt: skip
 
 

@@ -65,6 +65,31 @@ async def test_rules_are_listed_defined_versioned_and_deleted(http):
     assert (await http.delete(f"{BASE}/rules/{name}", headers=KEY)).status_code == 404
 
 
+async def test_routes_are_replaced_as_a_whole_and_versioned(http):
+    key = auth("key-routes")  # a tenant of its own: its routes start empty
+    assert (await http.get(f"{BASE}/routes", headers=key)).json() == {"routes": [], "version": 0, "updated_at": None}
+    routes = [{"matchers": {"severity": "critical"}, "channels": [{"type": "email", "to": ["oncall@example.com"]}],
+               "continue_matching": True},
+              {"matchers": {}, "channels": [{"type": "log"}]}]  # fmt: skip
+    put = await http.put(f"{BASE}/routes", json={"routes": routes}, headers=key)
+    assert put.status_code == 200 and put.json()["version"] == 1
+
+    async def stored(version: int):
+        got = (await http.get(f"{BASE}/routes", headers=key)).json()
+        return got if got["version"] == version else None
+
+    got = await eventually(lambda: stored(1))
+    assert [r["matchers"] for r in got["routes"]] == [{"severity": "critical"}, {}]
+    assert got["routes"][0]["continue_matching"] is True and got["routes"][1]["continue_matching"] is False
+    no_url = [{"matchers": {}, "channels": [{"type": "webhook"}]}]
+    refused = await http.put(f"{BASE}/routes", json={"routes": no_url}, headers=key)
+    assert refused.status_code == 422 and "routes[0]: a webhook channel names" in refused.text
+    no_channel = await http.put(f"{BASE}/routes", json={"routes": [{"matchers": {}, "channels": []}]}, headers=key)
+    assert no_channel.status_code == 422
+    assert (await http.put(f"{BASE}/routes", json={"routes": []}, headers=key)).json()["version"] == 2
+    assert (await eventually(lambda: stored(2)))["routes"] == []
+
+
 async def test_silences_are_created_and_listed_until_they_expire(http):
     body = {"matchers": {"workflow": "billing-*"}, "duration_s": 3600, "comment": "maintenance"}
     created = await http.post(f"{BASE}/silences", json=body, headers=KEY)

@@ -7,6 +7,7 @@ the failures go on, and resolve once after recovery.
 """
 
 import asyncio
+import email
 import json
 import threading
 import time
@@ -156,7 +157,8 @@ async def test_a_failure_burst_fires_notifies_every_channel_once_per_cooldown_an
         async def mailed():
             return [m for m in smtp.messages if b"error_rate_increase" in m.content]
 
-        assert summary.encode() in (await eventually(mailed, timeout_s=10))[0].content
+        mail = email.message_from_bytes((await eventually(mailed, timeout_s=10))[0].content)
+        assert summary in mail.get_payload(decode=True).decode()
         assert TOKEN not in worker.log.read_text()
 
         async def history():
@@ -200,8 +202,10 @@ async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
     serve, _worker, _sandbox, receiver, _smtp = stack
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
         channel = {"type": "webhook", "credential_id": "ops-hook", "format": "slack"}
+        alertmanager = {**channel, "format": "alertmanager"}  # the same endpoint, told as Alertmanager tells it
         body = {"alert_id": "disk-full-db1", "rule": "disk_full", "severity": "high", "labels": {"host": "db1"},
-                "annotations": {"summary": "disk 97% full"}, "value": 0.97, "channels": [channel]}  # fmt: skip
+                "annotations": {"summary": "disk 97% full"}, "value": 0.97,
+                "channels": [channel, alertmanager]}  # fmt: skip
         assert (await http.post("/api/workflows/monitoring/alerts", json=body, headers=KEY)).status_code == 202
         bad = {**body, "channels": [{"type": "webhook"}]}
         assert (await http.post("/api/workflows/monitoring/alerts", json=bad, headers=KEY)).status_code == 422
@@ -220,6 +224,18 @@ async def test_an_outside_alert_is_raised_notified_and_resolved(stack):
 
         await eventually(resolved)
         assert len(await slack_text()) == 2  # firing, then resolved
+
+        async def alertmanager_told():
+            told = [m for _, m in receiver.received if m.get("version") == "4" and m["groupLabels"] == {
+                "alertname": "disk_full"}]  # fmt: skip
+            return told if len(told) == 2 else None
+
+        fired, ended = await eventually(alertmanager_told)
+        assert [fired["status"], ended["status"]] == ["firing", "resolved"]
+        [am_alert] = fired["alerts"]
+        assert am_alert["labels"] == {"alertname": "disk_full", "severity": "high", "host": "db1"}
+        assert am_alert["fingerprint"] == "disk-full-db1" and am_alert["endsAt"].startswith("0001-")
+        assert ended["alerts"][0]["endsAt"] > am_alert["startsAt"]
 
 
 async def test_a_silenced_alert_is_muted_until_its_silence_is_expired(stack):
@@ -245,7 +261,8 @@ async def test_a_silenced_alert_is_muted_until_its_silence_is_expired(stack):
         assert alert["notifications"] == 0 and alert["failed_deliveries"] == 0
 
         def told() -> list[dict[str, Any]]:
-            return [m for _, m in receiver.received if any(a["rule"] == "disk_full_db2" for a in m.get("alerts", []))]
+            return [m for _, m in receiver.received
+                    if any(a.get("rule") == "disk_full_db2" for a in m.get("alerts", []))]  # fmt: skip
 
         assert not told()
         expired = await http.delete(f"/api/workflows/monitoring/silences/{silence_id}", headers=KEY)
@@ -304,3 +321,76 @@ async def test_a_rules_rolling_window_survives_a_killed_worker(stack):
             return await state_of("restart-count") == "firing"
 
         await eventually(fired, timeout_s=150, every_s=1)
+
+
+async def test_a_service_alert_inhibits_the_alert_of_a_workflow_that_calls_the_service(stack):
+    """A service fails, and so do the runs of a workflow calling it: the service's alert is told, the workflow's
+    is recorded as inhibited by it and not told."""
+    serve, _worker, _sandbox, receiver, _smtp = stack
+    channel = {"type": "webhook", "credential_id": "ops-hook"}
+    common = {"condition": "failures > 0", "range_s": 10, "channels": [channel]}
+    service_rule = {"name": "inhib-service-down", "scope": "service", "match": "inhib-crm", **common}
+    workflow_rule = {"name": "inhib-runs-failing", "scope": "workflow", "match": "wf-inhib", **common}
+
+    def failure(kind: str, run_id: str) -> dict[str, Any]:
+        event = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
+                 "tenant_id": "tenant-a", "workflow_id": "wf-inhib", "run_id": run_id, "payload": {"duration_ms": 30.0}}
+        if kind == "StepFailed":
+            event["step_id"] = "upsert"
+            event["payload"] |= {"service": "inhib-crm", "action": "upsert",
+                                 "error": {"type": "ServiceUnavailable", "message": "503"}}
+        return event  # fmt: skip
+
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"}}  # as the first test stores it
+        assert (await http.put("/api/credentials/ops-hook", json=hook, headers=KEY)).is_success
+        for rule in (service_rule, workflow_rule):
+            assert (await http.post("/api/workflows/monitoring/rules", json=rule, headers=KEY)).status_code == 201
+        await asyncio.sleep(2)  # the rules reach the agent before the failures
+        runs = [f"r-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+        events = [failure(kind, run) for run in runs for kind in ("StepFailed", "RunFailed")]
+        assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
+
+        async def alert_of(rule: str) -> dict[str, Any] | None:
+            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": rule}, headers=KEY)
+            return next((a for a in r.json()["alerts"] if a["state"] == "firing"), None)
+
+        async def both_fired() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            service, workflow = await alert_of("inhib-service-down"), await alert_of("inhib-runs-failing")
+            return (service, workflow) if service and workflow and service["notifications"] and workflow["muted"] \
+                else None  # fmt: skip
+
+        service_alert, workflow_alert = await eventually(both_fired, timeout_s=60)
+        assert workflow_alert["labels"]["services"] == "inhib-crm"
+        assert workflow_alert["muted"] == f"inhibited:{service_alert['alert_id']}"
+        assert workflow_alert["notifications"] == 0
+        told = {a.get("rule") for _, m in receiver.received for a in m.get("alerts", [])}
+        assert "inhib-service-down" in told and "inhib-runs-failing" not in told
+
+
+async def test_routes_send_alerts_by_their_labels_besides_their_own_channels(stack):
+    serve, _worker, _sandbox, receiver, _smtp = stack
+    pager = {"type": "webhook", "credential_id": "ops-hook", "format": "alertmanager"}
+    routes = [{"matchers": {"rule": "routed-*", "severity": "critical"}, "channels": [pager]}]
+
+    def raised(rule: str, severity: str) -> dict[str, Any]:
+        return {"alert_id": f"{rule}-{uuid.uuid4().hex[:6]}", "rule": rule, "severity": severity,
+                "labels": {"host": "db3"}, "channels": [{"type": "log"}]}  # fmt: skip
+
+    def paged() -> list[str]:
+        return [a["labels"]["alertname"] for _, m in receiver.received if m.get("version") == "4"
+                for a in m["alerts"] if a["labels"]["alertname"].startswith("routed-")]  # fmt: skip
+
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"}}  # as the first test stores it
+        assert (await http.put("/api/credentials/ops-hook", json=hook, headers=KEY)).is_success
+        assert (await http.put("/api/workflows/monitoring/routes", json={"routes": routes}, headers=KEY)).is_success
+        await asyncio.sleep(2)  # the routes reach the agent before the alerts
+        for body in (raised("routed-minor", "low"), raised("routed-page", "critical")):
+            assert (await http.post("/api/workflows/monitoring/alerts", json=body, headers=KEY)).status_code == 202
+
+        async def the_page():
+            return paged()
+
+        assert await eventually(the_page) == ["routed-page"]  # the low one, sent first, matched no route
+        assert (await http.put("/api/workflows/monitoring/routes", json={"routes": []}, headers=KEY)).is_success

@@ -13,7 +13,9 @@ from domain.alerting import (
     builtin_rules,
     evaluate,
     plan_notifications,
+    routed,
 )
+from schemas.monitoring import AlertRoute, ChannelRef
 
 
 @pytest.mark.parametrize(
@@ -158,19 +160,41 @@ def test_silences_mute_matching_alerts_until_they_expire(silence, muted):
     assert told == {"a1", "a2"} - set(muted)
 
 
-def test_a_service_alert_inhibits_the_workflow_alerts_it_explains():
-    rule = InhibitRule(source={"scope": "service"}, target={"scope": "workflow"}, equal=("service",))
-    alerts = [
-        alert("svc", scope="service", service="slack"),
-        alert("wf-slack", scope="workflow", service="slack"),
-        alert("wf-asana", scope="workflow", service="asana"),
-    ]
-    plan = plan_notifications(alerts, NotifierState(), now=0, inhibit=[rule])
-    assert plan.muted == {"wf-slack": "inhibited"}
-    # once the service alert resolves, the workflow alert it muted is told
+STEP_RULE = InhibitRule(source={"scope": "service"}, target={"scope": "step"}, equal=("service",))
+WORKFLOW_RULE = InhibitRule(
+    source={"scope": "service"}, target={"scope": "workflow"}, within=(("service", "services"),)
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "muted"),
+    [
+        (alert("t", scope="step", service="slack"), "inhibited:svc"),
+        (alert("t", scope="step", service="asana"), None),  # another service
+        (alert("t", scope="workflow", services="asana,slack"), "inhibited:svc"),  # the workflow calls slack
+        (alert("t", scope="workflow", services="slack"), "inhibited:svc"),
+        (alert("t", scope="workflow", services="asana"), None),
+        (alert("t", scope="workflow", services="slackware"), None),  # a list of names, not a substring
+        (alert("t", scope="workflow"), None),  # no step seen: nothing explains it
+        (alert("t", scope="tenant", services="slack"), None),  # not a target of either rule
+        (alert("t", scope="service", service="slack"), None),  # a service does not mute another of its alerts
+    ],
+)  # fmt: skip
+def test_a_service_alert_inhibits_the_step_and_workflow_alerts_it_explains(target, muted):
+    source = alert("svc", scope="service", service="slack")
+    plan = plan_notifications([source, target], NotifierState(), now=0, inhibit=[STEP_RULE, WORKFLOW_RULE])
+    assert plan.muted.get("t") == muted
+    assert "svc" in {a.alert_id for n in plan.notifications for a in n.alerts}
+
+
+def test_once_the_service_alert_resolves_the_alert_it_muted_is_told():
+    alerts = [alert("svc", scope="service", service="slack"), alert("wf", scope="workflow", services="slack")]
+    state = NotifierState()
+    assert plan_notifications(alerts, state, now=0, inhibit=[WORKFLOW_RULE]).muted == {"wf": "inhibited:svc"}
     alerts[0] = alert("svc", firing=False, scope="service", service="slack")
-    plan = plan_notifications(alerts, NotifierState(), now=60, inhibit=[rule])
-    assert "wf-slack" in {a.alert_id for n in plan.notifications for a in n.alerts}
+    plan = plan_notifications(alerts, state, now=60, inhibit=[WORKFLOW_RULE])
+    assert [(n.reason, [a.alert_id for a in n.alerts]) for n in plan.notifications] == [
+        ("firing", ["wf"]), ("resolved", ["svc"])]  # fmt: skip
 
 
 def test_backtest_finds_what_the_live_evaluation_fires_and_counts_notifications_by_cooldown():
@@ -207,3 +231,34 @@ def test_only_learning_ticks_teach_the_baseline():
     for i in range(30):
         evaluate(rule, state, value=100.0 if i % 5 == 0 else 900.0, at=float(i), learn=i % 5 == 0)
     assert state.baseline == 100.0 and state.baseline_points == 6
+
+
+def route(matchers, *channels, then=False):
+    return AlertRoute(matchers=matchers, channels=tuple(ChannelRef(type="email", to=(c,)) for c in channels),
+                      continue_matching=then)  # fmt: skip
+
+
+ROUTES = [
+    route({"severity": "critical"}, "pager", then=True),
+    route({"workflow": "billing-*"}, "billing"),
+    route({"rule": "error_rate_*"}, "errors"),
+    route({}, "everyone-else"),
+]
+
+
+@pytest.mark.parametrize(
+    ("labels", "told"),
+    [
+        ({"severity": "critical", "workflow": "billing-eu", "rule": "x"}, ["pager", "billing"]),  # continues
+        ({"severity": "high", "workflow": "billing-eu", "rule": "error_rate_increase"}, ["billing"]),  # first wins
+        ({"severity": "high", "workflow": "crm", "rule": "error_rate_increase"}, ["errors"]),
+        ({"severity": "critical", "workflow": "crm", "rule": "slow"}, ["pager", "everyone-else"]),
+        ({"severity": "low", "rule": "slow"}, ["everyone-else"]),  # no workflow label: '' does not match billing-*
+    ],
+)  # fmt: skip
+def test_routes_send_alerts_by_their_labels(labels, told):
+    assert [c.to[0] for c in routed(ROUTES, labels)] == told
+
+
+def test_no_routes_route_nothing():
+    assert routed([], {"severity": "critical"}) == []
