@@ -10,6 +10,7 @@ from flowledger.settings import Settings
 from projections.live import LiveHub
 from projections.projector import Projector
 from projections.warehouse import Warehouse
+from schemas.monitoring import SilencePayload
 
 
 @dataclass
@@ -25,3 +26,5 @@ class AppState:
     """Summaries of what the hosted projector commits, for ``/api/stream``; None without a projector here."""
     assigned_versions: dict[tuple[str, ...], int] = field(default_factory=dict)
     """(tenant, workflow) -> last definition version this process published."""
+    created_silences: dict[tuple[str, str], SilencePayload] = field(default_factory=dict)
+    """(tenant, silence id) -> the silences this process created, so one can be ended before it is projected."""

@@ -262,6 +262,8 @@ async def create_silence(body: SilenceRequest, state: State, tenant: Tenant) -> 
         payload=payload,
     )  # fmt: skip
     await state.producer.send([record])
+    kept = {key: s for key, s in state.created_silences.items() if s.ends_at > record.occurred_at}  # ended: forgotten
+    state.created_silences = {**kept, (tenant, payload.silence_id): payload}
     return payload
 
 
@@ -322,7 +324,8 @@ async def expire_silence(
         alert_queries.silences, state.warehouse, tenant, ending_after=datetime(1970, 1, 1, tzinfo=UTC),
         silence_id=silence_id,
     )  # fmt: skip
-    row = rows[0] if rows else None
+    created = state.created_silences.get((tenant, silence_id))
+    row = rows[0] if rows else {**created.model_dump(), "expired_at": None, "expired_by": ""} if created else None
     now = datetime.now(UTC)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence '{silence_id}'")
