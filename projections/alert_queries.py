@@ -1,6 +1,7 @@
 """Reads of alert rules, silences, and the stored step and run results a backtest replays."""
 
 import fnmatch
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,6 +169,8 @@ HAVING countIf(kind NOT IN ('notified', 'acked')) > 0
    AND ({alert_id:String} = '' OR alert_id = {alert_id:String})
    AND ({severity:String} = '' OR severity = {severity:String})
    AND ({rule:String} = '' OR rule = {rule:String})
+   AND arrayAll((name, pattern) -> labels[name] LIKE pattern, {label_names:Array(String)},
+                {label_patterns:Array(String)})
    AND last_seen >= {since:DateTime64(3, 'UTC')}
 ORDER BY last_seen DESC, alert_id
 LIMIT {limit:UInt32}
@@ -187,10 +190,14 @@ def list_alerts(
     since: datetime,
     limit: int,
     alert_id: str = "",
+    labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Alerts by their latest lifecycle event, most recently active first (or the one ``alert_id``)."""
+    """Alerts by their latest lifecycle event, most recently active first (or the one ``alert_id``); ``labels``:
+    label -> glob, every one must match."""
+    labels = labels or {}
     params = {"tenant": tenant, "state": state, "severity": severity, "rule": rule, "since": since, "limit": limit,
-              "alert_id": alert_id}  # fmt: skip
+              "alert_id": alert_id, "label_names": list(labels),
+              "label_patterns": [glob_to_like(g) for g in labels.values()]}  # fmt: skip
     rows = wh.query_dicts(SELECT_ALERTS, params)
     for row in rows:
         row["state"] = STATES[row["state"]]
@@ -201,6 +208,12 @@ def list_alerts(
         _current_mute(row)
         _current_acknowledgement(row)
     return rows
+
+
+def glob_to_like(glob: str) -> str:
+    """A shell glob (``*``, ``?``) as a LIKE pattern, with LIKE's own wildcards (``%``, ``_``) taken literally."""
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
 
 
 def _current_mute(row: dict[str, Any]) -> None:

@@ -453,14 +453,23 @@ async def list_alerts(
     rule: Annotated[str, Query(max_length=128)] = "",
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-) -> AlertsPublic:
+    label: Annotated[list[str], Query(max_length=20, description="`name=glob`, e.g. `workflow=billing-*`; "
+                                      "repeat it: every one must match.")] = [],  # noqa: B006 - FastAPI copies it
+) -> AlertsPublic:  # fmt: skip
     """Alerts firing or pending now and their history, with how many notifications were delivered or failed."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since needs a zone, e.g. 2026-01-01T00:00Z")
+    matchers: dict[str, str] = {}
+    for item in label:
+        name, sep, glob = item.partition("=")
+        if not sep or not name:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"label {item!r}: expected name=glob")
+        matchers[name] = glob
     rows = await run_in_threadpool(
         alert_queries.list_alerts, state.warehouse, tenant,
         state={v: k for k, v in alert_queries.STATES.items()}.get(status_, ""),
         severity=severity, rule=rule, since=since or datetime(1970, 1, 1, tzinfo=UTC), limit=limit,
+        labels=matchers,
     )  # fmt: skip
     return AlertsPublic(alerts=[AlertPublic(**r) for r in rows])
 

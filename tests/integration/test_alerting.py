@@ -367,6 +367,19 @@ async def test_a_service_alert_inhibits_the_alert_of_a_workflow_that_calls_the_s
         told = {a.get("rule") for _, m in receiver.received for a in m.get("alerts", [])}
         assert "inhib-service-down" in told and "inhib-runs-failing" not in told
 
+        async def by_labels(*labels: str) -> list[str]:
+            r = await http.get("/api/workflows/monitoring/alerts", params={"label": list(labels)}, headers=KEY)
+            assert r.status_code == 200, r.text
+            return [a["alert_id"] for a in r.json()["alerts"]]
+
+        workflow_alerts = await by_labels("workflow=wf-inh*", "services=inhib-?rm")  # the built-in rule's too
+        assert workflow_alert["alert_id"] in workflow_alerts
+        assert sorted(workflow_alerts) == sorted(await by_labels("workflow=wf-inhib", "scope=workflow"))
+        assert await by_labels("service=inhib-crm", "scope=service") == [service_alert["alert_id"]]
+        assert await by_labels("workflow=wf-inhib", "services=other") == []
+        bad = await http.get("/api/workflows/monitoring/alerts", params={"label": "workflow"}, headers=KEY)
+        assert bad.status_code == 422 and "expected name=glob" in bad.text
+
 
 async def test_routes_send_alerts_by_their_labels_besides_their_own_channels(stack):
     serve, _worker, _sandbox, receiver, _smtp = stack
