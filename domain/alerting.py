@@ -251,7 +251,8 @@ class InhibitRule:
         """Whether a firing alert labelled ``source`` mutes one labelled ``target`` (both with their ``rule``)."""
         return (_matches(self.source, source) and _matches(self.target, target)
                 and all(source.get(n) == target.get(n) for n in self.equal)
-                and all(source.get(s, "") in target.get(t, "").split(",") for s, t in self.within))  # fmt: skip
+                and all(source.get(s) and source[s] in target.get(t, "").split(",")
+                        for s, t in self.within))  # fmt: skip
 
 
 def routed(routes: Iterable[AlertRoute], labels: Mapping[str, str]) -> list[ChannelRef]:

@@ -187,6 +187,12 @@ def test_a_service_alert_inhibits_the_step_and_workflow_alerts_it_explains(targe
     assert "svc" in {a.alert_id for n in plan.notifications for a in n.alerts}
 
 
+def test_a_source_without_the_label_explains_nothing():
+    raised = alert("svc", scope="service")  # raised from outside, naming no service
+    plan = plan_notifications([raised, alert("t", scope="workflow")], NotifierState(), now=0, inhibit=[WORKFLOW_RULE])
+    assert plan.muted == {}
+
+
 def test_once_the_service_alert_resolves_the_alert_it_muted_is_told():
     alerts = [alert("svc", scope="service", service="slack"), alert("wf", scope="workflow", services="slack")]
     state = NotifierState()
