@@ -316,13 +316,29 @@ function renderAlerts() {
     h("div", {}, h("div", { class: "title" }, a.rule),
       h("div", { class: "sub" }, `${labels || a.alert_id} · since ${ago(a.fired_at || a.last_seen)}` +
         (a.value != null ? ` · value ${formatNumber(a.value)}` : "") +
-        (a.acknowledged_by ? ` · acked by ${a.acknowledged_by}` : ""))),
+        (a.acknowledged_by ? ` · acked by ${a.acknowledged_by}` : "")),
+      a.muted ? h("div", { class: "sub", "data-testid": "alert-muted" }, mutedReason(a.muted)) : null),
     h("div", { class: "alert-actions" },
       h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Mute its notifications for 1 hour", onclick: () => (row.dataset.silenced === "true" ? unsilence(a, row) : silence(a, row)) }, "Silence 1h"),
       h("button", { type: "button", class: "ghost small", "data-testid": "alert-ack", title: "Say someone is on it", onclick: () => acknowledge(a, row) }, "Acknowledge")));
     markDone(row);
     return row;
   }));
+}
+
+/** Why an alert is not notified, in words: the silence's comment, or the alert that inhibits it. */
+function mutedReason(muted) {
+  const [kind, id] = [muted.slice(0, muted.indexOf(":")), muted.slice(muted.indexOf(":") + 1)];
+  if (kind === "silenced") {
+    const s = view.silences.find((x) => x.silence_id === id);
+    return `not notified: silenced${s && s.comment ? ` (${s.comment})` : ""}`;
+  }
+  if (kind === "inhibited") {
+    const source = view.alerts.find((x) => x.alert_id === id);
+    const what = source ? `${source.rule}${source.labels.service ? ` (${source.labels.service})` : ""}` : id;
+    return `not notified: explained by ${what}, which is firing`;
+  }
+  return `not notified: ${muted}`;
 }
 
 function markDone(row) {

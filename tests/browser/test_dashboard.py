@@ -135,6 +135,23 @@ def test_an_alert_raised_by_hand_is_silenced_and_unsilenced_from_the_page(dashbo
     assert [(s["state"], s["expired_by"]) for s in ended] == [("expired", "dashboard")]
 
 
+def test_an_inhibited_alert_says_which_alert_explains_it(dashboard, http):
+    service = f"browser-svc-{uuid.uuid4().hex[:6]}"
+    outage = {"alert_id": f"{service}-down", "rule": "service_down", "severity": "critical",
+              "labels": {"scope": "service", "service": service}}
+    workflow = {"alert_id": f"{service}-wf", "rule": "runs_failing", "severity": "high",
+                "labels": {"scope": "workflow", "workflow": "browser-wf", "services": service}}  # fmt: skip
+    for body in (outage, workflow):
+        assert http.post("/api/workflows/monitoring/alerts", json=body).status_code == 202
+    muted = f"[data-testid=alert-row][data-alert-id='{workflow['alert_id']}'] [data-testid=alert-muted]"
+    dashboard.wait_for_selector(muted, timeout=WAIT_MS)
+    assert dashboard.locator(muted).text_content() == (
+        f"not notified: explained by service_down ({service}), which is firing"
+    )
+    outage_row = f"[data-testid=alert-row][data-alert-id='{outage['alert_id']}']"
+    assert dashboard.locator(f"{outage_row} [data-testid=alert-muted]").count() == 0
+
+
 def test_an_alert_acknowledged_from_the_page_is_acknowledged_in_the_api(dashboard, http):
     alert_id = f"browser-ack-{uuid.uuid4().hex[:8]}"
     body = {"alert_id": alert_id, "rule": "manual", "severity": "medium", "labels": {"check": alert_id}}
