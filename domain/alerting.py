@@ -118,6 +118,8 @@ class Rule:
     group_by: tuple[str, ...] = ("rule",)
     range_s: float | None = None
     """The rolling window the metric is computed over (Prometheus's ``[1m]``); None: the metric window."""
+    group_wait_s: float = 0.0
+    """How long a new group's first notification waits (Alertmanager's ``group_wait``)."""
 
     def applies_to(self, scope: str, key: str) -> bool:
         return scope == self.scope and fnmatch.fnmatchcase(key, self.match)
@@ -213,6 +215,8 @@ class Alert:
     firing: bool
     cooldown_s: float
     group_by: tuple[str, ...] = ("rule",)
+    fired_at: float = 0.0
+    group_wait_s: float = 0.0
 
     @property
     def group(self) -> tuple[str, ...]:
@@ -287,6 +291,8 @@ class Plan:
     notifications: list[Notification]
     muted: dict[str, str]
     """alert id -> why it was not notified: ``silenced:<silence id>``, ``inhibited:<alert id>`` or ``cooldown``."""
+    waiting: dict[str, float] = field(default_factory=dict)
+    """alert id -> when its new group's wait ends and it is told, unless muted by then."""
 
 
 def plan_notifications(
@@ -297,9 +303,15 @@ def plan_notifications(
     silences: Iterable[Silence] = (),
     inhibit: Iterable[InhibitRule] = (),
 ) -> Plan:
-    """Decide who is told what now, about the firing alerts and the ones that just resolved."""
+    """Decide who is told what now, about the firing alerts and the ones that just resolved.
+
+    The first notification of a new group (none of its alerts told and still open) waits until its first alert
+    has fired ``group_wait_s`` ago, as in Alertmanager: alerts of the group firing meanwhile are told with it,
+    and an alert that an alert firing meanwhile inhibits is not told at all. A group already told hears of a
+    new alert at once."""
     alerts = list(alerts)
     muted = _muted(alerts, list(silences), list(inhibit), now)
+    told_groups = {a.group for a in alerts if a.alert_id in state.open}
     fresh: dict[tuple[str, ...], list[Alert]] = {}
     repeat: dict[tuple[str, ...], list[Alert]] = {}
     resolved: dict[tuple[str, ...], list[Alert]] = {}
@@ -318,6 +330,11 @@ def plan_notifications(
             repeat.setdefault(alert.group, []).append(alert)
         else:
             fresh.setdefault(alert.group, []).append(alert)
+    waiting: dict[str, float] = {}
+    for group, new in list(fresh.items()):
+        until = min(a.fired_at for a in new) + max(a.group_wait_s for a in new)
+        if group not in told_groups and now < until:
+            waiting |= {a.alert_id: until for a in fresh.pop(group)}
     notifications = []
     for group in sorted({*fresh, *repeat}):
         told = fresh.get(group, []) + repeat.get(group, [])
@@ -326,7 +343,7 @@ def plan_notifications(
             state.notified_at[alert.alert_id] = now
             state.open.add(alert.alert_id)
     notifications += [Notification(g, tuple(a), "resolved") for g, a in sorted(resolved.items())]
-    return Plan(notifications, muted)
+    return Plan(notifications, muted, waiting)
 
 
 def _muted(alerts: list[Alert], silences: list[Silence], inhibit: list[InhibitRule], now: float) -> dict[str, str]:
@@ -367,6 +384,7 @@ def rule_from_spec(spec: AlertRuleSpec, *, default_cooldown_s: float = DEFAULT_C
         annotations=tuple(sorted(spec.annotations.items())),
         group_by=spec.group_by,
         range_s=spec.range_s,
+        group_wait_s=spec.group_wait_s,
     )
 
 

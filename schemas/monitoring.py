@@ -161,6 +161,12 @@ class AlertRuleSpec(FrozenModel):
         "{{ $baseline }} and {{ $labels.service }} are filled in when it fires.",
     )
     group_by: tuple[str, ...] = ("rule",)
+    group_wait_s: float = Field(
+        default=0.0, ge=0, le=3600,
+        description="How long the first notification of a new group waits, so that alerts of the group firing "
+        "meanwhile are told with it and an alert that one firing meanwhile inhibits is not told (Alertmanager's "
+        "group_wait); 0 tells at once.",
+    )  # fmt: skip
     channels: tuple[ChannelRef, ...] = (ChannelRef(type="log"),)
     enabled: bool = True
     range_s: float | None = Field(

@@ -137,6 +137,8 @@ class TenantAlerts:
     notifier: NotifierState = field(default_factory=NotifierState)
     marked: set[str] = field(default_factory=set)
     """Firing alerts already recorded as muted (silenced or inhibited)."""
+    wait_ends: float | None = None
+    """When the first of the new groups waiting for their first notification is told (``group_wait_s``)."""
 
     active: set[Series] = field(default_factory=set)
     """Series that still tick: panes pending, or the empty panes a quiet series is owed."""
@@ -321,6 +323,8 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
             for tenant_id, held in store.tenants().items():
                 ticked, last = tick(tenant_id, held, clock.watermark)
                 outputs += ticked
+                if held.wait_ends is not None and clock.watermark >= held.wait_ends:
+                    last = clock.watermark  # a group's wait ended, though no series of its tenant ticked
                 if last is not None:
                     now_by_tenant[tenant_id] = max(last, now_by_tenant.get(tenant_id, last))
         deliveries = [(t, *plan(store.load(t), now=now)) for t, now in now_by_tenant.items()]
@@ -514,7 +518,17 @@ def _payload(
 
 
 def _alert(alert_id: str, rule: Rule, payload: AlertPayload, *, firing: bool) -> Alert:
-    return Alert(alert_id, rule.name, rule.severity, payload.labels, firing, rule.cooldown_s, rule.group_by)
+    return Alert(
+        alert_id,
+        rule.name,
+        rule.severity,
+        payload.labels,
+        firing,
+        rule.cooldown_s,
+        rule.group_by,
+        payload.started_at.timestamp() if payload.started_at else 0.0,
+        rule.group_wait_s,
+    )
 
 
 Delivery = tuple[dict[str, Any], tuple[ChannelRef, ...], list[AlertPayload]]
@@ -537,6 +551,7 @@ def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str,
         }  # fmt: skip
         targets = tuple(dict.fromkeys(c for f in firings for c in (*f.channels, *_routed(tenant, f.payload))))
         deliveries.append((message, targets, [f.payload for f in firings]))
+    tenant.wait_ends = min(result.waiting.values(), default=None)
     for alert_id in [a for a, f in tenant.firing.items() if not f.alert.firing]:
         del tenant.firing[alert_id]
     tenant.marked -= {a.alert_id for n in result.notifications for a in n.alerts}  # told: a later mute is news

@@ -323,6 +323,52 @@ async def test_a_rules_rolling_window_survives_a_killed_worker(stack):
         await eventually(fired, timeout_s=150, every_s=1)
 
 
+def failed_runs(n: int, workflow: str, service: str) -> list[dict[str, Any]]:
+    """``n`` runs of ``workflow`` failing on their one step's call to ``service``."""
+    runs = [f"r-{uuid.uuid4().hex[:10]}" for _ in range(n)]
+    return [failure(kind, run, workflow, service) for run in runs for kind in ("StepFailed", "RunFailed")]
+
+
+async def define_rules(http: httpx.AsyncClient, receiver: Receiver, *rules: dict[str, Any]) -> None:
+    hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"}}  # as the first test stores it
+    assert (await http.put("/api/credentials/ops-hook", json=hook, headers=KEY)).is_success
+    for rule in rules:
+        assert (await http.post("/api/workflows/monitoring/rules", json=rule, headers=KEY)).status_code == 201
+    await asyncio.sleep(2)  # the rules reach the agent before the failures
+
+
+async def firing(http: httpx.AsyncClient, rule: str) -> dict[str, Any] | None:
+    r = await http.get("/api/workflows/monitoring/alerts", params={"rule": rule}, headers=KEY)
+    return next((a for a in r.json()["alerts"] if a["state"] == "firing"), None)
+
+
+async def explained(http: httpx.AsyncClient, service_rule: str, workflow_rule: str) -> tuple[Any, Any] | None:
+    """The firing alerts of both rules, once the service's was told and the workflow's recorded as muted."""
+    service, workflow = await firing(http, service_rule), await firing(http, workflow_rule)
+    return (service, workflow) if service and workflow and service["notifications"] and workflow["muted"] else None
+
+
+def failure(kind: str, run_id: str, workflow: str, service: str) -> dict[str, Any]:
+    """A failed run of ``workflow`` (``RunFailed``), or its step's failed call to ``service`` (``StepFailed``)."""
+    event = {
+        "type": kind,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "tenant_id": "tenant-a",
+        "workflow_id": workflow,
+        "run_id": run_id,
+        "payload": {"duration_ms": 30.0},
+    }
+    if kind == "StepFailed":
+        event["step_id"] = "upsert"
+        event["payload"] |= {
+            "service": service,
+            "action": "upsert",
+            "error": {"type": "ServiceUnavailable", "message": "503"},
+        }
+    return event  # fmt: skip
+
+
 async def test_a_service_alert_inhibits_the_alert_of_a_workflow_that_calls_the_service(stack):
     """A service fails, and so do the runs of a workflow calling it: the service's alert is told, the workflow's
     is recorded as inhibited by it and not told."""
@@ -332,35 +378,13 @@ async def test_a_service_alert_inhibits_the_alert_of_a_workflow_that_calls_the_s
     service_rule = {"name": "inhib-service-down", "scope": "service", "match": "inhib-crm", **common}
     workflow_rule = {"name": "inhib-runs-failing", "scope": "workflow", "match": "wf-inhib", **common}
 
-    def failure(kind: str, run_id: str) -> dict[str, Any]:
-        event = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
-                 "tenant_id": "tenant-a", "workflow_id": "wf-inhib", "run_id": run_id, "payload": {"duration_ms": 30.0}}
-        if kind == "StepFailed":
-            event["step_id"] = "upsert"
-            event["payload"] |= {"service": "inhib-crm", "action": "upsert",
-                                 "error": {"type": "ServiceUnavailable", "message": "503"}}
-        return event  # fmt: skip
-
     async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
-        hook = {"secret": {"url": f"http://127.0.0.1:{receiver.port}/hook/{TOKEN}"}}  # as the first test stores it
-        assert (await http.put("/api/credentials/ops-hook", json=hook, headers=KEY)).is_success
-        for rule in (service_rule, workflow_rule):
-            assert (await http.post("/api/workflows/monitoring/rules", json=rule, headers=KEY)).status_code == 201
-        await asyncio.sleep(2)  # the rules reach the agent before the failures
-        runs = [f"r-{uuid.uuid4().hex[:10]}" for _ in range(3)]
-        events = [failure(kind, run) for run in runs for kind in ("StepFailed", "RunFailed")]
+        await define_rules(http, receiver, service_rule, workflow_rule)
+        events = failed_runs(3, "wf-inhib", "inhib-crm")
         assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
-
-        async def alert_of(rule: str) -> dict[str, Any] | None:
-            r = await http.get("/api/workflows/monitoring/alerts", params={"rule": rule}, headers=KEY)
-            return next((a for a in r.json()["alerts"] if a["state"] == "firing"), None)
-
-        async def both_fired() -> tuple[dict[str, Any], dict[str, Any]] | None:
-            service, workflow = await alert_of("inhib-service-down"), await alert_of("inhib-runs-failing")
-            return (service, workflow) if service and workflow and service["notifications"] and workflow["muted"] \
-                else None  # fmt: skip
-
-        service_alert, workflow_alert = await eventually(both_fired, timeout_s=60)
+        service_alert, workflow_alert = await eventually(
+            lambda: explained(http, "inhib-service-down", "inhib-runs-failing"), timeout_s=60
+        )
         assert workflow_alert["labels"]["services"] == "inhib-crm"
         assert workflow_alert["muted"] == f"inhibited:{service_alert['alert_id']}"
         assert workflow_alert["notifications"] == 0
@@ -379,6 +403,38 @@ async def test_a_service_alert_inhibits_the_alert_of_a_workflow_that_calls_the_s
         assert await by_labels("workflow=wf-inhib", "services=other") == []
         bad = await http.get("/api/workflows/monitoring/alerts", params={"label": "workflow"}, headers=KEY)
         assert bad.status_code == 422 and "expected name=glob" in bad.text
+
+
+async def test_a_workflow_alert_waiting_for_its_group_is_inhibited_by_a_service_alert_firing_later(stack):
+    """Three runs fail: the workflow's rule fires, and its group waits 10 s. A fourth failed call fires the
+    service's rule, which explains the workflow's alert: told at once, that alert would have paged before the
+    outage behind it was known; waiting, it is inhibited and never told."""
+    serve, _worker, _sandbox, receiver, _smtp = stack
+    channel = {"type": "webhook", "credential_id": "ops-hook"}
+    common = {"range_s": 30, "channels": [channel]}  # both still firing when the wait ends
+    service_rule = {"name": "wait-service-down", "scope": "service", "match": "wait-crm",
+                    "condition": "failures >= 4", **common}  # fmt: skip
+    workflow_rule = {"name": "wait-runs-failing", "scope": "workflow", "match": "wf-wait",
+                     "condition": "failures > 0", "group_wait_s": 10, **common}  # fmt: skip
+
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        await define_rules(http, receiver, service_rule, workflow_rule)
+        events = failed_runs(3, "wf-wait", "wait-crm")
+        assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
+        workflow_alert = await eventually(lambda: firing(http, "wait-runs-failing"), timeout_s=30)
+        assert workflow_alert["labels"]["services"] == "wait-crm"
+        events = failed_runs(1, "wf-wait", "wait-crm")
+        assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
+        service_alert, workflow_alert = await eventually(
+            lambda: explained(http, "wait-service-down", "wait-runs-failing"), timeout_s=60
+        )
+        assert workflow_alert["muted"] == f"inhibited:{service_alert['alert_id']}"
+        fired_at = datetime.fromisoformat(workflow_alert["fired_at"]).timestamp()
+        await asyncio.sleep(max(0.0, fired_at + 12 - time.time()))  # past the group's wait
+        workflow_alert = await firing(http, "wait-runs-failing")
+        assert workflow_alert is not None and workflow_alert["notifications"] == 0
+        told = {a.get("rule") for _, m in receiver.received for a in m.get("alerts", [])}
+        assert "wait-service-down" in told and "wait-runs-failing" not in told
 
 
 async def test_routes_send_alerts_by_their_labels_besides_their_own_channels(stack):

@@ -193,6 +193,49 @@ def test_a_source_without_the_label_explains_nothing():
     assert plan.muted == {}
 
 
+def waiting(alert_id, fired_at, group_wait_s=30.0, **labels):
+    return Alert(alert_id, "error_rate_increase", "critical", labels, True, 600.0, ("rule",), fired_at, group_wait_s)
+
+
+@pytest.mark.parametrize(
+    ("timeline", "told"),
+    [
+        # (now, alerts firing then) -> (now, alerts told then)
+        ([(0, ["a"]), (29, ["a"]), (30, ["a"])], [(30, ["a"])]),  # the first waits group_wait_s
+        ([(0, ["a"]), (10, ["a", "b"]), (30, ["a", "b"])], [(30, ["a", "b"])]),  # one joining is told with it
+        ([(0, ["a"]), (30, ["a"]), (40, ["a", "b"])], [(30, ["a"]), (40, ["b"])]),  # a told group: at once
+        ([(0, ["a"]), (10, [])], []),  # resolved while waiting: nothing to tell
+        ([(45, ["a"])], [(45, ["a"])]),  # evaluated late: the wait counts from when it fired
+    ],
+)  # fmt: skip
+def test_a_new_group_waits_before_its_first_notification(timeline, told):
+    fired = {"a": 0.0, "b": 10.0}
+    state, sent = NotifierState(), []
+    for now, ids in timeline:
+        alerts = [waiting(i, fired[i]) for i in ids]
+        plan = plan_notifications(alerts, state, now=now)
+        sent += [(now, sorted(a.alert_id for a in n.alerts)) for n in plan.notifications if n.reason != "resolved"]
+        assert all(until == 30.0 for until in plan.waiting.values())  # the group's first alert fired at 0
+    assert sent == told
+
+
+def test_an_alert_inhibited_during_its_group_wait_is_never_told():
+    """The workflow's alert fires first; the service's, which explains it, a few seconds later."""
+    workflow = waiting("wf", 0.0, group_wait_s=10.0, scope="workflow", services="slack")
+    service = waiting("svc", 4.0, group_wait_s=0.0, scope="service", service="slack")
+    state = NotifierState()
+    assert plan_notifications([workflow], state, now=0, inhibit=[WORKFLOW_RULE]).waiting == {"wf": 10.0}
+    plan = plan_notifications([workflow, service], state, now=4, inhibit=[WORKFLOW_RULE])
+    assert [a.alert_id for n in plan.notifications for a in n.alerts] == ["svc"]
+    assert plan.muted == {"wf": "inhibited:svc"}
+    plan = plan_notifications([workflow, service], state, now=12, inhibit=[WORKFLOW_RULE])
+    assert plan.notifications == [] and plan.muted["wf"] == "inhibited:svc"
+    # without the wait, the workflow's alert would have been told before its explanation fired
+    eager = plan_notifications([waiting("wf", 0.0, group_wait_s=0.0, scope="workflow", services="slack")],
+                               NotifierState(), now=0, inhibit=[WORKFLOW_RULE])  # fmt: skip
+    assert [a.alert_id for n in eager.notifications for a in n.alerts] == ["wf"]
+
+
 def test_once_the_service_alert_resolves_the_alert_it_muted_is_told():
     alerts = [alert("svc", scope="service", service="slack"), alert("wf", scope="workflow", services="slack")]
     state = NotifierState()
