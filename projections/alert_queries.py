@@ -13,7 +13,8 @@ from schemas.registry import validate_item
 
 SELECT_RULES = """
 SELECT name, argMax(version, (occurred_at, event_id)) AS version, argMax(deleted, (occurred_at, event_id)) AS deleted,
-       argMax(spec, (occurred_at, event_id)) AS spec, max(occurred_at) AS updated_at
+       argMax(spec, (occurred_at, event_id)) AS spec, max(occurred_at) AS updated_at,
+       max(alert_rules.version) AS last_version
 FROM alert_rules
 WHERE tenant_id = {tenant:String}
 GROUP BY name
@@ -99,24 +100,21 @@ def stored_observations(
     return found
 
 
-def current_rules(wh: Warehouse, tenant: str) -> list[dict[str, Any]]:
-    """Defined rules (deleted ones left out): name, version, spec, updated_at."""
-    rows = wh.query_dicts(SELECT_RULES, {"tenant": tenant})
+def rules(wh: Warehouse, tenant: str) -> list[dict[str, Any]]:
+    """Every rule name the tenant ever defined, as its last event left it: name, version, deleted, spec (None
+    once deleted), updated_at, and last_version (the highest version it had: a redefinition after a deletion
+    counts on from there)."""
     return [
         {
             "name": r["name"],
-            "version": r["version"],
-            "spec": orjson.loads(r["spec"]),
+            "version": int(r["version"]),
+            "deleted": bool(r["deleted"]),
+            "spec": None if r["deleted"] else orjson.loads(r["spec"]),
             "updated_at": _utc(r["updated_at"]),
+            "last_version": int(r["last_version"]),
         }
-        for r in rows
-        if not r["deleted"]
+        for r in wh.query_dicts(SELECT_RULES, {"tenant": tenant})
     ]
-
-
-def rule_versions(wh: Warehouse, tenant: str) -> dict[str, int]:
-    """Last version of every rule name ever defined, deleted ones included (versions keep counting)."""
-    return {r["name"]: int(r["version"]) for r in wh.query_dicts(SELECT_RULES, {"tenant": tenant})}
 
 
 def silences(wh: Warehouse, tenant: str, *, ending_after: datetime, silence_id: str = "") -> list[dict[str, Any]]:

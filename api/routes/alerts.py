@@ -112,12 +112,27 @@ def _check_channels(channels: Iterable[ChannelRef]) -> None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "an email channel needs recipients in 'to'")
 
 
+async def _defined(state: Any, tenant: str) -> dict[str, dict[str, Any]]:
+    """Every rule name the tenant ever defined (``alert_queries.rules``), with this process's own later writes
+    over the warehouse's rows: a rule defined or deleted a moment ago is not projected yet, and reading it back
+    (listing it, deleting it, refusing a second one of its name) must not depend on the projector's lag."""
+    rows = {r["name"]: r for r in await run_in_threadpool(alert_queries.rules, state.warehouse, tenant)}
+    for (owner, name), write in list(state.rule_writes.items()):
+        if owner != tenant:
+            continue
+        row = rows.get(name)
+        if row is not None and row["updated_at"] > write["updated_at"] - timedelta(milliseconds=1):
+            del state.rule_writes[(owner, name)]  # projected (to the millisecond), or overtaken
+        else:
+            rows[name] = {**write, "last_version": max(write["last_version"], row["last_version"] if row else 0)}
+    return rows
+
+
 async def _rules(state: Any, tenant: str) -> list[RulePublic]:
-    defined = await run_in_threadpool(alert_queries.current_rules, state.warehouse, tenant)
     by_name = {
-        r["name"]: RulePublic(rule=AlertRuleSpec.model_validate(r["spec"]), version=r["version"], builtin=False,
-                              updated_at=r["updated_at"])
-        for r in defined
+        name: RulePublic(rule=AlertRuleSpec.model_validate(r["spec"]), version=r["version"], builtin=False,
+                         updated_at=r["updated_at"])
+        for name, r in (await _defined(state, tenant)).items() if not r["deleted"]
     }  # fmt: skip
     for spec in builtin_specs():
         if spec.name in by_name:
@@ -134,15 +149,17 @@ async def list_rules(state: State, tenant: Tenant) -> RulesPublic:
 
 
 async def _define(state: Any, tenant: str, spec: AlertRuleSpec) -> RulePublic:
-    versions = await run_in_threadpool(alert_queries.rule_versions, state.warehouse, tenant)
-    key = ("rule", tenant, spec.name)
-    version = max(versions.get(spec.name, 0), state.assigned_versions.get(key, 0)) + 1
+    defined = (await _defined(state, tenant)).get(spec.name)
+    version = (defined["last_version"] if defined else 0) + 1
     record = AlertRuleDefined(
         event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
         payload=AlertRuleDefinedPayload(rule=spec, version=version),
     )  # fmt: skip
     await state.producer.send([record])
-    state.assigned_versions[key] = version
+    state.rule_writes[(tenant, spec.name)] = {
+        "name": spec.name, "version": version, "deleted": False, "spec": spec.model_dump(mode="json"),
+        "updated_at": record.occurred_at, "last_version": version,
+    }  # fmt: skip
     builtin = spec.name in {s.name for s in builtin_specs()}
     return RulePublic(rule=spec, version=version, builtin=builtin, updated_at=record.occurred_at)
 
@@ -175,14 +192,18 @@ async def replace_rule(name: RuleName, spec: AlertRuleSpec, state: State, tenant
 )
 async def delete_rule(name: RuleName, state: State, tenant: Tenant) -> Response:
     """Delete a defined rule; a redefined built-in rule returns to its defaults (disable it with `enabled: false`)."""
-    defined = {r["name"] for r in await run_in_threadpool(alert_queries.current_rules, state.warehouse, tenant)}
-    if name not in defined:
+    defined = (await _defined(state, tenant)).get(name)
+    if defined is None or defined["deleted"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no defined rule '{name}'")
     record = AlertRuleDeleted(
         event_id=new_event_id(), occurred_at=datetime.now(UTC), tenant_id=tenant, workflow_id=MONITORING,
         payload=AlertRuleDeletedPayload(name=name),
     )  # fmt: skip
     await state.producer.send([record])
+    state.rule_writes[(tenant, name)] = {
+        "name": name, "version": 0, "deleted": True, "spec": None, "updated_at": record.occurred_at,
+        "last_version": defined["last_version"],
+    }  # fmt: skip
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

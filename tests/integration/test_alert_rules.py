@@ -6,7 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.alerting import AlertState, evaluate, rule_from_spec
-from schemas.monitoring import AlertRuleSpec
+from projections import alert_queries
+from projections.projector import flush
+from projections.slicing import LogRecord, project_slice
+from schemas.monitoring import AlertRuleDefined, AlertRuleDeleted, AlertRuleSpec
+from schemas.registry import encode
 from schemas.runs import RunFailed, RunSucceeded
 from tests.integration.conftest import auth, eventually
 
@@ -63,6 +67,45 @@ async def test_rules_are_listed_defined_versioned_and_deleted(http):
 
     await eventually(gone)
     assert (await http.delete(f"{BASE}/rules/{name}", headers=KEY)).status_code == 404
+
+
+async def test_a_rule_reads_back_at_once_and_counts_its_versions_on_after_a_deletion(http):
+    """Each call acts on what the calls before it did, however far the projector lags."""
+    name = f"quick-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "condition": "error_rate > 0.3"}
+
+    async def listed():
+        rules = (await http.get(f"{BASE}/rules", headers=KEY)).json()["rules"]
+        return next((r for r in rules if r["rule"]["name"] == name), None)
+
+    assert (await http.post(f"{BASE}/rules", json=spec, headers=KEY)).json()["version"] == 1
+    assert (await listed())["version"] == 1
+    assert (await http.post(f"{BASE}/rules", json=spec, headers=KEY)).status_code == 409
+    assert (await http.delete(f"{BASE}/rules/{name}", headers=KEY)).status_code == 204
+    assert await listed() is None
+    assert (await http.delete(f"{BASE}/rules/{name}", headers=KEY)).status_code == 404
+    again = await http.post(f"{BASE}/rules", json={**spec, "for_s": 60}, headers=KEY)
+    assert again.status_code == 201 and again.json()["version"] == 2
+    assert (await listed())["rule"]["for_s"] == 60
+
+
+def test_the_warehouse_keeps_a_deleted_rules_last_version(warehouse):
+    tenant, at = f"rules-{uuid.uuid4().hex[:6]}", datetime.now(UTC)
+
+    def defined(version: int, seconds: int) -> AlertRuleDefined:
+        return AlertRuleDefined(
+            event_id=str(uuid.uuid4()), occurred_at=at + timedelta(seconds=seconds), tenant_id=tenant,
+            workflow_id="monitoring",
+            payload={"rule": {"name": "r", "condition": "error_rate > 0.2"}, "version": version},
+        )  # fmt: skip
+
+    deleted = AlertRuleDeleted(event_id=str(uuid.uuid4()), occurred_at=at + timedelta(seconds=3), tenant_id=tenant,
+                               workflow_id="monitoring", payload={"name": "r"})  # fmt: skip
+    log = [LogRecord("alert-control", 0, 0, encode([defined(1, 1), defined(2, 2), deleted]))]
+    flush(warehouse, project_slice(log, now=datetime.now(UTC)).batch)
+    [row] = alert_queries.rules(warehouse, tenant)
+    assert (row["name"], row["deleted"], row["spec"], row["last_version"]) == ("r", True, None, 2)
+    assert row["updated_at"] == (at + timedelta(seconds=3)).replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 async def test_routes_are_replaced_as_a_whole_and_versioned(http):
