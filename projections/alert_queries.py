@@ -154,10 +154,13 @@ SELECT alert_id,
        maxIf(occurred_at, kind = 'resolved') AS resolved_at,
        max(occurred_at) AS last_seen,
        countIf(kind = 'notified' AND delivered = 1) AS notifications,
-       countIf(kind = 'notified' AND delivered = 0 AND channel != 'muted') AS failed_deliveries,
+       countIf(kind = 'notified' AND delivered = 0 AND channel NOT IN ('muted', 'waiting')) AS failed_deliveries,
        argMaxIf(detail, (occurred_at, event_id), channel = 'muted') AS muted,
        maxIf(occurred_at, channel = 'muted') AS muted_at,
        maxIf(occurred_at, kind = 'notified' AND delivered = 1) AS delivered_at,
+       argMaxIf(detail, (occurred_at, event_id), channel = 'waiting') AS notify_after,
+       maxIf(occurred_at, channel = 'waiting') AS waiting_at,
+       maxIf(occurred_at, kind = 'notified' AND channel != 'waiting') AS answered_at,
        maxIf(occurred_at, kind = 'acked') AS acknowledged_at,
        argMaxIf(detail, (occurred_at, event_id), kind = 'acked') AS acknowledged_by
 FROM (SELECT * FROM alert_events WHERE tenant_id = {tenant:String} LIMIT 1 BY event_id)
@@ -203,6 +206,7 @@ def list_alerts(
             row[name] = _utc(row[name]) if row[name].year > 1970 else None
         if row["state"] != "resolved":
             row["resolved_at"] = None
+        _current_wait(row)
         _current_mute(row)
         _current_acknowledgement(row)
     return rows
@@ -220,6 +224,20 @@ def _current_mute(row: dict[str, Any]) -> None:
     fired = row["fired_at"]
     if not row["muted"] or muted_at < delivered_at or (fired is not None and muted_at < fired):
         row["muted"] = None
+
+
+def _current_wait(row: dict[str, Any]) -> None:
+    """A firing alert waits for its group's first notification until it is told, muted or failed, or resolves."""
+    waiting_at, answered_at = _utc(row.pop("waiting_at")), _utc(row.pop("answered_at"))
+    fired = row["fired_at"]
+    if (not row["notify_after"] or row["state"] != "firing" or answered_at >= waiting_at
+            or (fired is not None and waiting_at < fired)):  # fmt: skip
+        row["notify_after"] = None
+    else:
+        try:
+            row["notify_after"] = _utc(datetime.fromisoformat(row["notify_after"]))
+        except ValueError:  # not written by the alert agent
+            row["notify_after"] = None
 
 
 def _current_acknowledgement(row: dict[str, Any]) -> None:

@@ -137,6 +137,8 @@ class TenantAlerts:
     notifier: NotifierState = field(default_factory=NotifierState)
     marked: set[str] = field(default_factory=set)
     """Firing alerts already recorded as muted (silenced or inhibited)."""
+    waited: set[str] = field(default_factory=set)
+    """Firing alerts already recorded as waiting for their group's first notification."""
     wait_ends: float | None = None
     """When the first of the new groups waiting for their first notification is told (``group_wait_s``)."""
 
@@ -328,14 +330,15 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
                 if last is not None:
                     now_by_tenant[tenant_id] = max(last, now_by_tenant.get(tenant_id, last))
         deliveries = [(t, *plan(store.load(t), now=now)) for t, now in now_by_tenant.items()]
-        for tenant, _notifications, muted in deliveries:
+        for tenant, _notifications, muted, waiting in deliveries:
             outputs += mark_muted(tenant, store.load(tenant), muted)
+            outputs += mark_waiting(tenant, store.load(tenant), waiting)
         sent = [await alerts_topic.send(key=r.tenant_id.encode(), value=to_json(r)) for r in outputs]
         await asyncio.gather(*sent)
         store.touched |= now_by_tenant.keys()
         store.ledger.applied(items)
         store.checkpoint(now=time.monotonic())
-        for tenant, notifications, muted in deliveries:
+        for tenant, notifications, muted, _waiting in deliveries:
             for message, targets, alerts in notifications:
                 task = asyncio.ensure_future(deliver(tenant, message, targets, alerts))
                 in_flight.add(task)  # the loop keeps only weak references to tasks
@@ -357,6 +360,25 @@ def mark_muted(tenant_id: str, tenant: TenantAlerts, muted: dict[str, str]) -> l
             event_id=deterministic_event_id(alert_id, "muted", reason, repr(alert.started_at)),
             occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
             payload=AlertNotifiedPayload(**alert.model_dump(), channel="muted", delivered=False, detail=reason),
+        ))  # fmt: skip
+    return marks
+
+
+def mark_waiting(tenant_id: str, tenant: TenantAlerts, waiting: dict[str, float]) -> list[Envelope]:
+    """Record once per firing that an alert waits for its group's first notification, and until when (channel
+    ``waiting``, not delivered; ``detail`` is the end of the wait, ISO 8601)."""
+    tenant.waited &= set(tenant.firing)
+    marks: list[Envelope] = []
+    for alert_id, until in sorted(waiting.items()):
+        if alert_id in tenant.waited or alert_id not in tenant.firing:
+            continue
+        tenant.waited.add(alert_id)
+        alert = tenant.firing[alert_id].payload
+        marks.append(AlertNotified(
+            event_id=deterministic_event_id(alert_id, "waiting", repr(alert.started_at)),
+            occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
+            payload=AlertNotifiedPayload(**alert.model_dump(), channel="waiting", delivered=False,
+                                         detail=datetime.fromtimestamp(until, UTC).isoformat()),
         ))  # fmt: skip
     return marks
 
@@ -534,8 +556,9 @@ def _alert(alert_id: str, rule: Rule, payload: AlertPayload, *, firing: bool) ->
 Delivery = tuple[dict[str, Any], tuple[ChannelRef, ...], list[AlertPayload]]
 
 
-def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str, str]]:
-    """Who is told what now; resolved alerts leave the firing set once planned."""
+def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str, str], dict[str, float]]:
+    """Who is told what now, who is muted and why, and who waits for its group until when; resolved alerts leave
+    the firing set once planned."""
     silences = [
         Silence(s.silence_id, s.matchers, s.starts_at.timestamp(), s.ends_at.timestamp()) for s in tenant.silences
     ]
@@ -555,7 +578,7 @@ def plan(tenant: TenantAlerts, *, now: float) -> tuple[list[Delivery], dict[str,
     for alert_id in [a for a, f in tenant.firing.items() if not f.alert.firing]:
         del tenant.firing[alert_id]
     tenant.marked -= {a.alert_id for n in result.notifications for a in n.alerts}  # told: a later mute is news
-    return deliveries, result.muted
+    return deliveries, result.muted, result.waiting
 
 
 def _routed(tenant: TenantAlerts, alert: AlertPayload) -> list[ChannelRef]:

@@ -454,6 +454,9 @@ class AlertPublic(BaseModel):
     failed_deliveries: int
     muted: str | None = None
     """Why it is not notified: silenced (``silenced:<silence id>``) or inhibited (``inhibited:<alert id>``)."""
+    notify_after: datetime | None = None
+    """Firing and not told yet because its group waits for its first notification (the rule's ``group_wait_s``):
+    when the wait ends and the group is told, unless an alert firing meanwhile inhibits this one."""
     acknowledged_at: datetime | None = None
     """When someone acknowledged the current firing (an acknowledgement ends when the alert fires again)."""
     acknowledged_by: str | None = None

@@ -317,7 +317,8 @@ function renderAlerts() {
       h("div", { class: "sub" }, `${labels || a.alert_id} · since ${ago(a.fired_at || a.last_seen)}` +
         (a.value != null ? ` · value ${formatNumber(a.value)}` : "") +
         (a.acknowledged_by ? ` · acked by ${a.acknowledged_by}` : "")),
-      a.muted ? h("div", { class: "sub", "data-testid": "alert-muted" }, mutedReason(a.muted)) : null),
+      a.muted ? h("div", { class: "sub", "data-testid": "alert-muted" }, mutedReason(a.muted)) : null,
+      a.notify_after ? h("div", { class: "sub", "data-testid": "alert-waiting" }, waitingFor(a.notify_after)) : null),
     h("div", { class: "alert-actions" },
       h("button", { type: "button", class: "ghost small", "data-testid": "alert-silence", title: "Mute its notifications for 1 hour", onclick: () => (row.dataset.silenced === "true" ? unsilence(a, row) : silence(a, row)) }, "Silence 1h"),
       h("button", { type: "button", class: "ghost small", "data-testid": "alert-ack", title: "Say someone is on it", onclick: () => acknowledge(a, row) }, "Acknowledge")));
@@ -339,6 +340,12 @@ function mutedReason(muted) {
     return `not notified: explained by ${what}, which is firing`;
   }
   return `not notified: ${muted}`;
+}
+
+/** When a waiting alert's group is told: its rule's group_wait_s lets alerts firing meanwhile join or inhibit it. */
+function waitingFor(iso) {
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  return s > 0 ? `not notified yet: its group is told in ${s} s` : "not notified yet: its group is being told";
 }
 
 function markDone(row) {

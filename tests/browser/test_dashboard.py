@@ -152,6 +152,22 @@ def test_an_inhibited_alert_says_which_alert_explains_it(dashboard, http):
     assert dashboard.locator(f"{outage_row} [data-testid=alert-muted]").count() == 0
 
 
+def test_an_alert_waiting_for_its_group_says_when_it_is_told(dashboard, http):
+    workflow = f"browser-wait-{uuid.uuid4().hex[:6]}"
+    rule = {"name": f"{workflow}-failing", "scope": "workflow", "match": workflow, "condition": "failures > 0",
+            "range_s": 60, "group_wait_s": 600}  # fmt: skip
+    assert http.post("/api/workflows/monitoring/rules", json=rule).status_code == 201
+    time.sleep(2)  # the rule reaches the agent before the failure
+    produce_failing_run(http, workflow)
+    waiting = "[data-testid=alert-row] [data-testid=alert-waiting]"
+    dashboard.wait_for_selector(waiting, timeout=WAIT_MS)
+    [alert] = http.get("/api/workflows/monitoring/alerts", params={"rule": rule["name"]}).json()["alerts"]
+    assert alert["state"] == "firing" and alert["notifications"] == 0 and alert["notify_after"]
+    text = dashboard.locator(f"[data-alert-id='{alert['alert_id']}'] [data-testid=alert-waiting]").text_content()
+    assert re.fullmatch(r"not notified yet: its group is told in \d+ s", text or ""), text
+    assert 500 < int(re.findall(r"\d+", text or "")[0]) <= 600
+
+
 def test_an_alert_acknowledged_from_the_page_is_acknowledged_in_the_api(dashboard, http):
     alert_id = f"browser-ack-{uuid.uuid4().hex[:8]}"
     body = {"alert_id": alert_id, "rule": "manual", "severity": "medium", "labels": {"check": alert_id}}

@@ -9,7 +9,14 @@ from domain.alerting import AlertState, evaluate, rule_from_spec
 from projections import alert_queries
 from projections.projector import flush
 from projections.slicing import LogRecord, project_slice
-from schemas.monitoring import AlertRuleDefined, AlertRuleDeleted, AlertRuleSpec
+from schemas.monitoring import (
+    AlertFired,
+    AlertNotified,
+    AlertResolved,
+    AlertRuleDefined,
+    AlertRuleDeleted,
+    AlertRuleSpec,
+)
 from schemas.registry import encode
 from schemas.runs import RunFailed, RunSucceeded
 from tests.integration.conftest import auth, eventually
@@ -106,6 +113,39 @@ def test_the_warehouse_keeps_a_deleted_rules_last_version(warehouse):
     [row] = alert_queries.rules(warehouse, tenant)
     assert (row["name"], row["deleted"], row["spec"], row["last_version"]) == ("r", True, None, 2)
     assert row["updated_at"] == (at + timedelta(seconds=3)).replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+@pytest.mark.parametrize(
+    ("after", "waits"),
+    [
+        ((), True),
+        ((("notified", "webhook", True),), False),  # told with its group
+        ((("notified", "webhook", False),), False),  # told, and the delivery failed: failed_deliveries says so
+        ((("notified", "muted", False),), False),  # inhibited meanwhile: `muted` says why
+        ((("resolved", "", False),), False),
+    ],
+)
+def test_a_firing_alert_waits_for_its_group_until_it_is_told_muted_or_resolved(warehouse, after, waits):
+    tenant, at = f"wait-{uuid.uuid4().hex[:6]}", datetime.now(UTC).replace(microsecond=0)
+    alert = {"alert_id": "a-1", "rule": "r", "severity": "high", "started_at": at}
+    common = {"tenant_id": tenant, "workflow_id": "wf"}
+    until = at + timedelta(seconds=30)
+    events = [
+        AlertFired(event_id=str(uuid.uuid4()), occurred_at=at, payload=alert, **common),
+        AlertNotified(event_id=str(uuid.uuid4()), occurred_at=at + timedelta(seconds=1), **common,
+                      payload={**alert, "channel": "waiting", "delivered": False, "detail": until.isoformat()}),
+    ]  # fmt: skip
+    for i, (kind, channel, delivered) in enumerate(after, start=2):
+        occurred_at = at + timedelta(seconds=i)
+        if kind == "resolved":
+            events.append(AlertResolved(event_id=str(uuid.uuid4()), occurred_at=occurred_at, payload=alert, **common))
+        else:
+            payload = {**alert, "channel": channel, "delivered": delivered, "detail": "inhibited:a-0"}
+            events.append(AlertNotified(event_id=str(uuid.uuid4()), occurred_at=occurred_at, payload=payload, **common))
+    flush(warehouse, project_slice([LogRecord("alerts", 0, 0, encode(events))], now=datetime.now(UTC)).batch)
+    [row] = alert_queries.list_alerts(warehouse, tenant, state="", severity="", rule="", since=at, limit=10)
+    assert row["notify_after"] == (until if waits else None)
+    assert row["failed_deliveries"] == sum(1 for _, c, d in after if c == "webhook" and not d)
 
 
 async def test_routes_are_replaced_as_a_whole_and_versioned(http):

@@ -342,6 +342,12 @@ async def firing(http: httpx.AsyncClient, rule: str) -> dict[str, Any] | None:
     return next((a for a in r.json()["alerts"] if a["state"] == "firing"), None)
 
 
+async def waiting(http: httpx.AsyncClient, rule: str) -> dict[str, Any] | None:
+    """The rule's firing alert once it is recorded as waiting for its group's first notification."""
+    alert = await firing(http, rule)
+    return alert if alert and alert["notify_after"] else None
+
+
 async def explained(http: httpx.AsyncClient, service_rule: str, workflow_rule: str) -> tuple[Any, Any] | None:
     """The firing alerts of both rules, once the service's was told and the workflow's recorded as muted."""
     service, workflow = await firing(http, service_rule), await firing(http, workflow_rule)
@@ -421,14 +427,18 @@ async def test_a_workflow_alert_waiting_for_its_group_is_inhibited_by_a_service_
         await define_rules(http, receiver, service_rule, workflow_rule)
         events = failed_runs(3, "wf-wait", "wait-crm")
         assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
-        workflow_alert = await eventually(lambda: firing(http, "wait-runs-failing"), timeout_s=30)
-        assert workflow_alert["labels"]["services"] == "wait-crm"
+        workflow_alert = await eventually(lambda: waiting(http, "wait-runs-failing"), timeout_s=30)
+        assert workflow_alert["labels"]["services"] == "wait-crm" and workflow_alert["notifications"] == 0
+        wait_s = (datetime.fromisoformat(workflow_alert["notify_after"])
+                  - datetime.fromisoformat(workflow_alert["fired_at"])).total_seconds()  # fmt: skip
+        assert abs(wait_s - 10) < 0.01, workflow_alert
         events = failed_runs(1, "wf-wait", "wait-crm")
         assert (await http.post("/api/events", json={"events": events}, headers=KEY)).status_code == 202
         service_alert, workflow_alert = await eventually(
             lambda: explained(http, "wait-service-down", "wait-runs-failing"), timeout_s=60
         )
         assert workflow_alert["muted"] == f"inhibited:{service_alert['alert_id']}"
+        assert workflow_alert["notify_after"] is None  # inhibited: it no longer waits to be told
         fired_at = datetime.fromisoformat(workflow_alert["fired_at"]).timestamp()
         await asyncio.sleep(max(0.0, fired_at + 12 - time.time()))  # past the group's wait
         workflow_alert = await firing(http, "wait-runs-failing")
