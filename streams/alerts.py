@@ -331,8 +331,8 @@ async def evaluate_alerts(stream):  # type: ignore[no-untyped-def]
                     now_by_tenant[tenant_id] = max(last, now_by_tenant.get(tenant_id, last))
         deliveries = [(t, *plan(store.load(t), now=now)) for t, now in now_by_tenant.items()]
         for tenant, _notifications, muted, waiting in deliveries:
-            outputs += mark_muted(tenant, store.load(tenant), muted)
-            outputs += mark_waiting(tenant, store.load(tenant), waiting)
+            state = store.load(tenant)
+            outputs += mark_muted(tenant, state, muted) + mark_waiting(tenant, state, waiting)
         sent = [await alerts_topic.send(key=r.tenant_id.encode(), value=to_json(r)) for r in outputs]
         await asyncio.gather(*sent)
         store.touched |= now_by_tenant.keys()
@@ -355,12 +355,7 @@ def mark_muted(tenant_id: str, tenant: TenantAlerts, muted: dict[str, str]) -> l
         if reason == "cooldown" or alert_id in tenant.marked or alert_id not in tenant.firing:
             continue
         tenant.marked.add(alert_id)
-        alert = tenant.firing[alert_id].payload
-        marks.append(AlertNotified(
-            event_id=deterministic_event_id(alert_id, "muted", reason, repr(alert.started_at)),
-            occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
-            payload=AlertNotifiedPayload(**alert.model_dump(), channel="muted", delivered=False, detail=reason),
-        ))  # fmt: skip
+        marks.append(_undelivered(tenant_id, tenant.firing[alert_id].payload, "muted", reason, reason))
     return marks
 
 
@@ -373,14 +368,18 @@ def mark_waiting(tenant_id: str, tenant: TenantAlerts, waiting: dict[str, float]
         if alert_id in tenant.waited or alert_id not in tenant.firing:
             continue
         tenant.waited.add(alert_id)
-        alert = tenant.firing[alert_id].payload
-        marks.append(AlertNotified(
-            event_id=deterministic_event_id(alert_id, "waiting", repr(alert.started_at)),
-            occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
-            payload=AlertNotifiedPayload(**alert.model_dump(), channel="waiting", delivered=False,
-                                         detail=datetime.fromtimestamp(until, UTC).isoformat()),
-        ))  # fmt: skip
+        until_iso = datetime.fromtimestamp(until, UTC).isoformat()
+        marks.append(_undelivered(tenant_id, tenant.firing[alert_id].payload, "waiting", until_iso))
     return marks
+
+
+def _undelivered(tenant_id: str, alert: AlertPayload, channel: str, detail: str, *id_parts: str) -> AlertNotified:
+    """An ``AlertNotified`` that tells nobody: why the alert was not delivered, with an id a replay repeats."""
+    return AlertNotified(
+        event_id=deterministic_event_id(alert.alert_id, channel, *id_parts, repr(alert.started_at)),
+        occurred_at=datetime.now(UTC), tenant_id=tenant_id, workflow_id=alert.labels.get("workflow", "all"),
+        payload=AlertNotifiedPayload(**alert.model_dump(), channel=channel, delivered=False, detail=detail),
+    )  # fmt: skip
 
 
 def apply(tenant: TenantAlerts, record: Envelope) -> list[Envelope]:
